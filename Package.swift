@@ -1,0 +1,54 @@
+// swift-tools-version:6.1
+// sevvm: a VM manager for AMD SEV, SEV-ES and SEV-SNP confidential guests.
+import PackageDescription
+
+let package = Package(
+    name: "sevvm",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "sevvm", targets: ["sevvm"]),
+        .library(name: "QMP", targets: ["QMP"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+    ],
+    targets: [
+        // C shims: json-c (system library) and the few syscalls Swift cannot express well.
+        .systemLibrary(name: "CJSONC", pkgConfig: "json-c", providers: [.apt(["libjson-c-dev"])]),
+        .target(name: "CShims"),
+
+        // Shared plumbing: atomic files, locks, processes, terminal styling.
+        .target(name: "Support", dependencies: ["CShims"]),
+
+        // The QMP protocol on json-c.
+        .target(name: "QMP", dependencies: ["CJSONC", "CShims", "Support"]),
+
+        // Domain targets.
+        .target(name: "HostProbe", dependencies: ["QMP", "CShims", "Support"]),
+        .target(name: "Definitions", dependencies: ["Support"]),
+        .target(name: "Measure", dependencies: ["Support", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "Launch", dependencies: ["Definitions", "HostProbe", "Support"]),
+        .target(name: "Runtime", dependencies: ["Launch", "Definitions", "HostProbe", "Measure", "QMP", "Support", "CShims"]),
+        .target(name: "Builder", dependencies: ["Support"]),
+
+        // The command-line front end: parse, call, print.
+        .executableTarget(
+            name: "sevvm",
+            dependencies: [
+                "QMP", "HostProbe", "Definitions", "Launch", "Runtime", "Builder", "Measure", "Support",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        .testTarget(name: "SupportTests", dependencies: ["Support"]),
+        .testTarget(name: "QMPTests", dependencies: ["QMP", "Support"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "HostProbeTests", dependencies: ["HostProbe", "QMP", "Support"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "DefinitionsTests", dependencies: ["Definitions", "Support"]),
+        .testTarget(name: "LaunchTests", dependencies: ["Launch", "Definitions", "HostProbe", "Support"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Launch", "Definitions", "QMP", "Support"]),
+        .testTarget(name: "BuilderTests", dependencies: ["Builder", "Support"]),
+        .testTarget(name: "MeasureTests", dependencies: ["Measure", "Support"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "CLITests", dependencies: ["Support"]),
+    ]
+)

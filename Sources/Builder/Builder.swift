@@ -1,0 +1,1 @@
+// Builder: placeholder until the Builder area lands; replaced by its owner.

@@ -1,0 +1,35 @@
+/* The few system interfaces Swift cannot call directly: CPUID, variadic ioctl, sockaddr_un. */
+#ifndef SEVVM_CSHIMS_H
+#define SEVVM_CSHIMS_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+/* CPUID leaf/subleaf; returns 0 when the leaf is above the CPU's maximum, 1 otherwise. */
+int sevvm_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t *eax, uint32_t *ebx, uint32_t *ecx, uint32_t *edx);
+
+/* ioctl(fd, request, arg) for pointer-argument requests (ioctl is variadic in C). Returns
+   the ioctl result; errno is preserved for the caller. */
+int sevvm_ioctl_ptr(int fd, unsigned long request, void *arg);
+/* ioctl(fd, request, value) for integer-argument requests such as KVM_GET_API_VERSION. */
+int sevvm_ioctl_int(int fd, unsigned long request, unsigned long value);
+
+/* Linux struct sev_issue_cmd (include/uapi/linux/psp-sev.h), packed: 16 bytes. */
+struct __attribute__((packed)) sevvm_sev_issue_cmd {
+    uint32_t cmd;
+    uint64_t data;
+    uint32_t error;
+};
+#define SEVVM_SEV_ISSUE_CMD 0xC0105300UL
+#define SEVVM_KVM_GET_API_VERSION 0xAE00UL
+
+/* Connects fd (an AF_UNIX stream socket) to path. Paths longer than sun_path (107 bytes) are
+   reached through /proc/self/fd/N of an O_PATH descriptor on the socket's folder, so deep
+   workspaces work. Returns 0 or -1 with errno set. Non-blocking sockets may return EINPROGRESS. */
+int sevvm_unix_connect(int fd, const char *path);
+/* Binds fd to path with the same long-path handling. */
+int sevvm_unix_bind(int fd, const char *path);
+/* The sun_path capacity, including the terminating NUL (108 on Linux). */
+size_t sevvm_unix_path_max(void);
+
+#endif

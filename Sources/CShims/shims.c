@@ -1,0 +1,66 @@
+/* Implementations of the C shims declared in include/CShims.h. */
+#define _GNU_SOURCE
+#include "CShims.h"
+
+#include <cpuid.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+int sevvm_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t *eax, uint32_t *ebx, uint32_t *ecx, uint32_t *edx) {
+    unsigned int a = 0, b = 0, c = 0, d = 0;
+    unsigned int max = __get_cpuid_max(leaf & 0x80000000u, NULL);
+    if (max == 0 || leaf > max) {
+        *eax = *ebx = *ecx = *edx = 0;
+        return 0;
+    }
+    __cpuid_count(leaf, subleaf, a, b, c, d);
+    *eax = a; *ebx = b; *ecx = c; *edx = d;
+    return 1;
+}
+
+int sevvm_ioctl_ptr(int fd, unsigned long request, void *arg) { return ioctl(fd, request, arg); }
+
+int sevvm_ioctl_int(int fd, unsigned long request, unsigned long value) { return ioctl(fd, request, value); }
+
+size_t sevvm_unix_path_max(void) { return sizeof(((struct sockaddr_un *)0)->sun_path); }
+
+typedef int (*sockop)(int, const struct sockaddr *, socklen_t);
+
+static int with_unix_address(int fd, const char *path, sockop op) {
+    struct sockaddr_un addr;
+    memset(&addr, 0, sizeof addr);
+    addr.sun_family = AF_UNIX;
+    size_t len = strlen(path);
+    if (len < sizeof addr.sun_path) {
+        memcpy(addr.sun_path, path, len + 1);
+        return op(fd, (struct sockaddr *)&addr, sizeof addr);
+    }
+    /* Too long: name the folder through a short /proc/self/fd path. */
+    char *copy1 = strdup(path), *copy2 = strdup(path);
+    if (!copy1 || !copy2) { free(copy1); free(copy2); errno = ENOMEM; return -1; }
+    const char *dir = dirname(copy1);
+    const char *base = basename(copy2);
+    int dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dirfd < 0) { int e = errno; free(copy1); free(copy2); errno = e; return -1; }
+    int n = snprintf(addr.sun_path, sizeof addr.sun_path, "/proc/self/fd/%d/%s", dirfd, base);
+    int rc;
+    if (n < 0 || (size_t)n >= sizeof addr.sun_path) { errno = ENAMETOOLONG; rc = -1; }
+    else { rc = op(fd, (struct sockaddr *)&addr, sizeof addr); }
+    int e = errno;
+    close(dirfd);
+    free(copy1); free(copy2);
+    errno = e;
+    return rc;
+}
+
+int sevvm_unix_connect(int fd, const char *path) { return with_unix_address(fd, path, connect); }
+
+int sevvm_unix_bind(int fd, const char *path) { return with_unix_address(fd, path, (sockop)bind); }

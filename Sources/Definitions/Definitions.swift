@@ -1,0 +1,1 @@
+// Definitions: placeholder until the Definitions area lands; replaced by its owner.

@@ -1,0 +1,1 @@
+// HostProbe: placeholder until the HostProbe area lands; replaced by its owner.

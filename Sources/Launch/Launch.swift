@@ -1,0 +1,1 @@
+// Launch: placeholder until the Launch area lands; replaced by its owner.

@@ -1,0 +1,1 @@
+// Measure: placeholder until the Measure area lands; replaced by its owner.

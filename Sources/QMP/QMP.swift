@@ -1,0 +1,1 @@
+// QMP: placeholder until the QMP area lands; replaced by its owner.

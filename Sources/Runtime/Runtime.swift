@@ -1,0 +1,1 @@
+// Runtime: placeholder until the Runtime area lands; replaced by its owner.

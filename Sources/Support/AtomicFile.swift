@@ -1,0 +1,69 @@
+// Atomic file writes (temp file + fsync + rename) so a crash never leaves half a file behind.
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+public enum AtomicFile {
+    /// Writes `data` to `path` atomically with the given permissions. With `exclusive`, fails with
+    /// EEXIST when `path` already exists (link instead of rename, so two writers cannot both win).
+    public static func write(_ data: Data, to path: String, permissions: mode_t = 0o644, exclusive: Bool = false) throws {
+        let directory = (path as NSString).deletingLastPathComponent
+        let base = (path as NSString).lastPathComponent
+        var template = Array(((directory.isEmpty ? "." : directory) + "/.\(base).tmp-XXXXXX").utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { buffer in buffer.baseAddress.map { mkstemp($0) } ?? -1 }
+        guard fd >= 0 else { throw SupportError.io(path: path, operation: "create a temporary file for", errno: errno) }
+        let tempPath = String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        var committed = false
+        defer {
+            if !committed { unlink(tempPath) }
+        }
+        do {
+            defer { close(fd) }
+            try data.withUnsafeBytes { raw in
+                guard let base = raw.baseAddress else { return }
+                var offset = 0
+                while offset < raw.count {
+                    let n = Glibc.write(fd, base + offset, raw.count - offset)
+                    if n < 0 {
+                        if errno == EINTR { continue }
+                        throw SupportError.io(path: path, operation: "write", errno: errno)
+                    }
+                    offset += n
+                }
+            }
+            guard fchmod(fd, permissions) == 0 else { throw SupportError.io(path: path, operation: "chmod", errno: errno) }
+            guard fsync(fd) == 0 else { throw SupportError.io(path: path, operation: "fsync", errno: errno) }
+        }
+        if exclusive {
+            guard link(tempPath, path) == 0 else { throw SupportError.io(path: path, operation: "create", errno: errno) }
+        } else {
+            guard rename(tempPath, path) == 0 else { throw SupportError.io(path: path, operation: "rename onto", errno: errno) }
+            committed = true
+        }
+        syncDirectory(directory.isEmpty ? "." : directory)
+    }
+
+    public static func write(_ text: String, to path: String, permissions: mode_t = 0o644, exclusive: Bool = false) throws {
+        try write(Data(text.utf8), to: path, permissions: permissions, exclusive: exclusive)
+    }
+
+    /// Creates `path` and its parents with `permissions` (applied to the last component even if it existed).
+    public static func makeDirectory(_ path: String, permissions: mode_t = 0o755) throws {
+        do {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        } catch {
+            throw SupportError.io(path: path, operation: "create directory", errno: EACCES)
+        }
+        guard chmod(path, permissions) == 0 else { throw SupportError.io(path: path, operation: "chmod", errno: errno) }
+    }
+
+    private static func syncDirectory(_ directory: String) {
+        let fd = open(directory, O_RDONLY | O_DIRECTORY)
+        if fd >= 0 {
+            fsync(fd)
+            close(fd)
+        }
+    }
+}

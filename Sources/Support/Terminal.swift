@@ -1,0 +1,30 @@
+// Terminal styling: colour only on a TTY and never with NO_COLOR.
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+public struct Terminal: Sendable {
+    public let colorEnabled: Bool
+    public let isTTY: Bool
+
+    public init(fd: Int32 = STDOUT_FILENO, environment: [String: String] = ProcessInfo.processInfo.environment) {
+        isTTY = isatty(fd) == 1
+        let noColor = environment["NO_COLOR"].map { !$0.isEmpty } ?? false
+        colorEnabled = isTTY && !noColor && environment["TERM"] != "dumb"
+    }
+
+    public enum Style: String, Sendable {
+        case bold = "1", dim = "2", red = "31", green = "32", yellow = "33", blue = "34", cyan = "36"
+    }
+
+    public func paint(_ text: String, _ style: Style) -> String {
+        colorEnabled ? "\u{1B}[\(style.rawValue)m\(text)\u{1B}[0m" : text
+    }
+}
+
+/// Writes to standard error without buffering surprises.
+public func printError(_ message: String) {
+    FileHandle.standardError.write(Data((message.hasSuffix("\n") ? message : message + "\n").utf8))
+}

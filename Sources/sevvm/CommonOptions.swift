@@ -1,0 +1,30 @@
+// Options shared by many commands: the workspace and JSON output.
+import ArgumentParser
+import Foundation
+import Support
+
+struct WorkspaceOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("The workspace folder (holds vms/, images/, stable-commits).", valueName: "DIR"))
+    var workspace: String?
+
+    var resolved: Workspace { Workspace.resolve(option: workspace) }
+}
+
+struct OutputOptions: ParsableArguments {
+    @Flag(name: .long, help: "Print machine-readable JSON instead of text.")
+    var json = false
+}
+
+/// Exit codes scripts can rely on (documented in `sevvm --help`).
+enum ExitCodes {
+    static let failure: Int32 = 1
+    static let hostNotReady: Int32 = 3
+    static let wrongState: Int32 = 4
+}
+
+/// Prints an error message to stderr and exits with `code`: used by commands to fail with a
+/// domain error's actionable description rather than ArgumentParser's generic wording.
+func fail(_ message: String, code: Int32 = ExitCodes.failure) -> ExitCode {
+    printError("error: \(message)")
+    return ExitCode(code)
+}

@@ -1,0 +1,2 @@
+// BuilderTests: placeholder, replaced by the area's tests.
+import Testing

@@ -1,0 +1,2 @@
+// CLITests: placeholder, replaced by the area's tests.
+import Testing

@@ -1,0 +1,2 @@
+// DefinitionsTests: placeholder, replaced by the area's tests.
+import Testing

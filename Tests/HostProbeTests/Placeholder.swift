@@ -1,0 +1,2 @@
+// HostProbeTests: placeholder, replaced by the area's tests.
+import Testing

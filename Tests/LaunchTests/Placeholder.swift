@@ -1,0 +1,2 @@
+// LaunchTests: placeholder, replaced by the area's tests.
+import Testing

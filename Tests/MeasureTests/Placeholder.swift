@@ -1,0 +1,2 @@
+// MeasureTests: placeholder, replaced by the area's tests.
+import Testing

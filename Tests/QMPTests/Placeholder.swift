@@ -1,0 +1,2 @@
+// QMPTests: placeholder, replaced by the area's tests.
+import Testing

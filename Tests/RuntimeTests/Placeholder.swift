@@ -1,0 +1,2 @@
+// RuntimeTests: placeholder, replaced by the area's tests.
+import Testing

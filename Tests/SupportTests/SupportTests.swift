@@ -1,0 +1,115 @@
+// Tests of the Support target: atomic writes, locks, process running, terminal styling.
+import Foundation
+import Support
+import Testing
+
+private func temporaryDirectory() throws -> String {
+    let path = NSTemporaryDirectory() + "sevvm-support-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+@Suite struct AtomicFileTests {
+    @Test func writesContentAndPermissions() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/a.json"
+        try AtomicFile.write("one", to: path, permissions: 0o600)
+        try AtomicFile.write("two", to: path, permissions: 0o600)
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "two")
+        let attributes = try FileManager.default.attributesOfItem(atPath: path)
+        #expect((attributes[.posixPermissions] as? Int) == 0o600)
+        // No temporary files are left behind.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["a.json"])
+    }
+
+    @Test func exclusiveWriteRefusesExistingFile() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/vm.json"
+        try AtomicFile.write("first", to: path, exclusive: true)
+        #expect(throws: SupportError.io(path: path, operation: "create", errno: EEXIST)) {
+            try AtomicFile.write("second", to: path, exclusive: true)
+        }
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "first")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["vm.json"])
+    }
+}
+
+@Suite struct FileLockTests {
+    @Test func secondAcquireWithoutWaitingIsBusy() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/vm.lock"
+        let lock = try FileLock.acquire(path, timeout: 0)
+        #expect(FileLock.isHeld(path))
+        #expect(throws: SupportError.lockBusy(path: path)) { _ = try FileLock.acquire(path, timeout: 0) }
+        lock.unlock()
+        #expect(!FileLock.isHeld(path))
+        let again = try FileLock.acquire(path, timeout: 0)
+        again.unlock()
+    }
+
+    @Test func posixLockHolderSeesAnotherProcess() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/qemu.pid"
+        #expect(FileManager.default.createFile(atPath: path, contents: Data()))
+        #expect(FileLock.posixLockHolder(path) == nil)
+        // flock(1) from util-linux takes flock locks, not POSIX ones; python's lockf takes POSIX locks.
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        holder.arguments = [
+            "python3", "-c",
+            "import fcntl,sys,time; f=open(sys.argv[1],'r+'); fcntl.lockf(f, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(30)",
+            path,
+        ]
+        let out = Pipe()
+        holder.standardOutput = out
+        try holder.run()
+        defer {
+            kill(holder.processIdentifier, SIGKILL)
+            holder.waitUntilExit()
+        }
+        _ = out.fileHandleForReading.availableData  // wait for "locked"
+        #expect(FileLock.posixLockHolder(path) == holder.processIdentifier)
+    }
+}
+
+@Suite struct ProcessRunnerTests {
+    @Test func capturesOutputAndStatus() throws {
+        let result = try ProcessRunner.run(["sh", "-c", "echo out; echo err >&2; exit 3"])
+        #expect(result.status == 3)
+        #expect(result.stdoutText == "out\n")
+        #expect(result.stderrText == "err\n")
+    }
+
+    @Test func argumentsAreNotInterpretedByAShell() throws {
+        let result = try ProcessRunner.run(["printf", "%s", "$(id) ; rm -rf /nonexistent"])
+        #expect(result.stdoutText == "$(id) ; rm -rf /nonexistent")
+    }
+
+    @Test func missingExecutableIsNamed() {
+        #expect(throws: SupportError.executableNotFound(name: "no-such-program-sevvm")) {
+            _ = try ProcessRunner.run(["no-such-program-sevvm"])
+        }
+    }
+}
+
+@Suite struct TerminalTests {
+    @Test(arguments: [
+        (["NO_COLOR": "1", "TERM": "xterm"], false),
+        (["TERM": "xterm"], false),  // not a TTY in tests: stdout is a pipe or file
+    ])
+    func colourNeedsTTYAndNoNO_COLOR(environment: [String: String], expected: Bool) {
+        let terminal = Terminal(fd: -1, environment: environment)
+        #expect(terminal.colorEnabled == expected)
+        #expect(terminal.paint("x", .red) == "x")
+    }
+
+    @Test func workspaceResolution() {
+        #expect(Workspace.resolve(option: "/tmp/w/../ws", environment: [:]).root == "/tmp/ws")
+        #expect(Workspace.resolve(option: nil, environment: ["SEVVM_WORKSPACE": "/srv/sev"]).root == "/srv/sev")
+        #expect(Workspace(root: "/a").definitionPath(for: "vm1") == "/a/vms/vm1.json")
+    }
+}
