@@ -25,9 +25,10 @@ let package = Package(
         .target(name: "QMP", dependencies: ["CJSONC", "CShims", "Support"]),
 
         // Domain targets.
-        .target(name: "HostProbe", dependencies: ["QMP", "CShims", "Support"]),
+        .target(name: "Firmware", dependencies: ["Support"]),
+        .target(name: "HostProbe", dependencies: ["QMP", "Firmware", "CShims", "Support"]),
         .target(name: "Definitions", dependencies: ["Support"]),
-        .target(name: "Measure", dependencies: ["Support", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "Measure", dependencies: ["Firmware", "Support", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "Launch", dependencies: ["Definitions", "HostProbe", "Support"]),
         .target(name: "Runtime", dependencies: ["Launch", "Definitions", "HostProbe", "Measure", "QMP", "Support", "CShims"]),
         .target(name: "Builder", dependencies: ["Support"]),
@@ -36,10 +37,13 @@ let package = Package(
         .executableTarget(
             name: "sevvm",
             dependencies: [
-                "QMP", "HostProbe", "Definitions", "Launch", "Runtime", "Builder", "Measure", "Support",
+                "QMP", "HostProbe", "Definitions", "Launch", "Runtime", "Builder", "Measure", "Firmware", "Support",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+
+        // Benchmarks that need in-process timing (whole-command benchmarks are scripts in Benchmarks/).
+        .executableTarget(name: "qmp-bench", dependencies: ["QMP", "CJSONC", "Support"], path: "Benchmarks/qmp-bench"),
 
         .testTarget(name: "SupportTests", dependencies: ["Support"]),
         .testTarget(name: "QMPTests", dependencies: ["QMP", "Support"], resources: [.copy("Fixtures")]),
@@ -48,7 +52,8 @@ let package = Package(
         .testTarget(name: "LaunchTests", dependencies: ["Launch", "Definitions", "HostProbe", "Support"], resources: [.copy("Fixtures")]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Launch", "Definitions", "QMP", "Support"]),
         .testTarget(name: "BuilderTests", dependencies: ["Builder", "Support"]),
-        .testTarget(name: "MeasureTests", dependencies: ["Measure", "Support"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "FirmwareTests", dependencies: ["Firmware", "Support"]),
+        .testTarget(name: "MeasureTests", dependencies: ["Measure", "Firmware", "Support"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CLITests", dependencies: ["Support"]),
     ]
 )

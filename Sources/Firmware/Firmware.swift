@@ -1,0 +1,1 @@
+// Firmware: placeholder until the OVMF parser lands; replaced by its owner.

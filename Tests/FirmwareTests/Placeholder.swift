@@ -1,0 +1,2 @@
+// FirmwareTests: placeholder, replaced by the area's tests.
+import Testing
