@@ -81,3 +81,29 @@ struct QEMUVersionTests {
         #expect(QEMUVersion(major: 10, minor: 0, micro: 2).description == "10.0.2")
     }
 }
+
+@Suite("one-shot command arguments")
+struct QMPArgumentsTests {
+    @Test func acceptsAnObject() throws {
+        #expect(try QMPArguments.parse(#" {"path": "/machine", "property": "type"} "#) == ["path": "/machine", "property": "type"])
+    }
+
+    @Test("rejects what is not an object, pointing at it", arguments: [("[1]", 0), ("  \"x\"", 2), ("42", 0)])
+    func rejectsNonObjects(text: String, offset: Int) {
+        #expect {
+            _ = try QMPArguments.parse(text)
+        } throws: { error in
+            guard case QMPError.invalidJSON(let at, let reason) = error else { return false }
+            return at == offset && reason.contains("JSON object")
+        }
+    }
+
+    @Test func pointerMarksTheOffset() {
+        #expect(QMPArguments.pointer(to: 6, in: #"{"a": x}"#) == "  {\"a\": x}\n        ^")
+        let long = String(repeating: "a", count: 100) + "!" + String(repeating: "b", count: 100)
+        let lines = QMPArguments.pointer(to: 100, in: long).split(separator: "\n")
+        #expect(lines.count == 2)
+        let caret = lines[1].count - 1
+        #expect(Array(lines[0])[caret] == "!")
+    }
+}
