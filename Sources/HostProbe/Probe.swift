@@ -126,7 +126,9 @@ extension HostProber {
         }
 
         let log = KernelLog.read(root: root).map(KernelLogFacts.init(lines:))
-        tree.add("kernel.log", .kernel, gates: [.sev, .sevES, .snp]) {
+        let blocked = Set((log?.errors ?? []).flatMap(KernelLogFacts.modesBlocked(by:)))
+        let logGates = [GuestMode.sev, .sevES, .snp].filter { log == nil || blocked.contains($0) }
+        tree.add("kernel.log", .kernel, gates: logGates) {
             guard let log else { return .skip("kernel log unreadable (dmesg_restrict: run as root to read SEV messages)") }
             if let error = log.errors.first {
                 let more = log.errors.count > 1 ? " (+\(log.errors.count - 1) more)" : ""
