@@ -23,7 +23,7 @@ enum FixtureSoftware {
         let qemu = try folder.write("bin/qemu-system-x86_64", script, executable: true)
         let relativeRoot = String(root.dropFirst(folder.path.count + 1))
         try folder.write(
-            relativeRoot + "/usr/share/ovmf/OVMF.fd", SyntheticOVMF.image(singleFile: true, sevMetadata: true, hashesTableSize: 0))
+            relativeRoot + "/usr/share/ovmf/OVMF.fd", SyntheticOVMF.image(singleFile: true, sevMetadata: true, hashesTableAddress: 0))
         try folder.write(relativeRoot + "/usr/share/OVMF/OVMF_CODE_4M.fd", SyntheticOVMF.image(singleFile: false, sevMetadata: false))
         try folder.write(relativeRoot + "/usr/share/OVMF/OVMF_VARS_4M.fd", Data(repeating: 0, count: 0x2000))
         return ProbeOptions(
