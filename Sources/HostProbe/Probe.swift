@@ -53,7 +53,7 @@ extension HostProber {
             guard let features, features.sev else {
                 return .fail(
                     "CPUID 0x8000001F does not report SEV",
-                    hint: "SEV needs an EPYC CPU with SEV enabled in the BIOS (\(Fix.smee)); in a VM the hypervisor hides it")
+                    hint: "SEV needs an EPYC CPU with SEV switched on: \(Fix.smee); in a VM the hypervisor hides it")
             }
             return .pass(
                 "SEV: C-bit \(features.cbitpos), \(features.reducedPhysBits) reduced physical address bit(s), "
