@@ -24,11 +24,19 @@ public struct CapabilityQuery: Sendable, Equatable {
     public var origin: String
     /// Why the query ran differently than asked (e.g. fell back to TCG because /dev/kvm did not open).
     public var note: String?
+    /// The version of the QEMU that answered (from its QMP greeting), when known.
+    public var qemuVersion: QEMUVersion?
+    /// The SEV objects that QEMU has (from qom-list-properties), when asked.
+    public var qemuSupport: QEMUSEVSupport?
 
-    public init(answer: CapabilityAnswer, origin: String, note: String? = nil) {
+    public init(
+        answer: CapabilityAnswer, origin: String, note: String? = nil, qemuVersion: QEMUVersion? = nil, qemuSupport: QEMUSEVSupport? = nil
+    ) {
         self.answer = answer
         self.origin = origin
         self.note = note
+        self.qemuVersion = qemuVersion
+        self.qemuSupport = qemuSupport
     }
 }
 
