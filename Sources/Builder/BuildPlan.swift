@@ -99,7 +99,13 @@ public struct ComponentPlan: Sendable, Equatable {
     /// The plan as --dry-run prints it: every step, its folder and every command.
     public func rendered() -> String {
         var lines = ["\(component)  \(source.urlVariable)=\(source.url)  \(source.refVariable) -> \(source.ref)"]
-        lines.append("  commit: \(commit ?? "<resolved by the fetch step>")")
+        let pending: String
+        if case .branch(let name) = source.ref {
+            pending = "<head of \(name), read with one git ls-remote at build time>"
+        } else {
+            pending = "<resolved from the fetched \(source.ref)>"
+        }
+        lines.append("  commit: \(commit ?? pending)")
         for key in inputs.keys.sorted() { lines.append("  input \(key): \(inputs[key] ?? "")") }
         for step in steps {
             lines.append("  \(step.kind)  (in \(step.workingDirectory), log \(step.logPath))")

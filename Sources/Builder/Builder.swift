@@ -71,6 +71,12 @@ public final class Builder: @unchecked Sendable {
                 "missing tools: \(missing.map(\.name).joined(separator: ", ")) (Debian packages: "
                     + "\(Self.packages(missing).joined(separator: " ")); --install-deps installs them)")
         }
+        if options.components.contains(where: \.isKernel) {
+            let config = BuildPlanner.kernelConfigPath(options: options, host: host)
+            if !FileManager.default.fileExists(atPath: config) {
+                sections.append("warning: the kernel config \(config) does not exist; pass --kernel-config FILE")
+            }
+        }
         for source in sources {
             var commit: String?
             if case .commit(let id) = source.ref, id.count == 40 { commit = id }
