@@ -28,7 +28,8 @@ public struct Distribution: Sendable, Equatable, Codable {
     /// Reads `<root>/etc/os-release` (falling back to usr/lib/os-release); unknown when absent.
     public static func read(root: String = "/") -> Distribution {
         let base = root == "/" ? "" : root
-        let text = ["/etc/os-release", "/usr/lib/os-release"].lazy
+        let text =
+            ["/etc/os-release", "/usr/lib/os-release"].lazy
             .compactMap { FileManager.default.contents(atPath: base + $0) }.first
             .map { String(decoding: $0, as: UTF8.self) } ?? ""
         var fields: [String: String] = [:]

@@ -108,7 +108,9 @@ public enum BuildPlanner {
             var actions: [StepAction] = [.makeDirectory(layout.buildDirectory)]
             if !state.repositoryExists {
                 actions.append(
-                    .run(StepCommand(["git", "init", "--quiet"] + (component.isKernel ? ["--bare"] : []) + [repository], in: layout.buildDirectory)))
+                    .run(
+                        StepCommand(
+                            ["git", "init", "--quiet"] + (component.isKernel ? ["--bare"] : []) + [repository], in: layout.buildDirectory)))
             }
             let fetched = layout.fetchedRef(component)
             switch source.ref {

@@ -28,6 +28,7 @@ public struct BuildRecord: Codable, Sendable, Equatable {
     public var inputs: [String: String]
     /// Steps finished for this commit and these inputs; the next run starts after them.
     public var completedSteps: [StepKind]
+    /// The step a failure or Ctrl-C stopped at (nil once the component built completely).
     public var failedStep: StepKind?
     public var complete: Bool
     public var outputs: [OutputStamp]

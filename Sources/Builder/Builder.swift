@@ -180,7 +180,8 @@ public final class Builder: @unchecked Sendable {
             do {
                 installed = try executor.run(step)
             } catch let error as BuilderError {
-                if case .interrupted = error {} else { record.failedStep = step.kind }
+                // Failed or interrupted, the step stays unfinished: the next run starts there.
+                record.failedStep = step.kind
                 try? store.save(record)
                 throw error
             }

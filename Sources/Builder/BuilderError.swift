@@ -49,7 +49,7 @@ public enum BuilderError: Error, CustomStringConvertible, Equatable {
             return "\(tree) (\(component)) has local modifications:\n    \(shown)\n"
                 + "commit or stash them, or rerun with --force to discard them"
         case .missingTools(let tools, let packages):
-            return "missing build tools: \(tools.joined(separator: ", "))\n"
+            return "missing build tools and headers: \(tools.joined(separator: ", "))\n"
                 + "install them with: apt-get install \(packages.joined(separator: " "))  (or rerun with --install-deps)"
         case .stepFailed(let component, let step, let command, let status, let logPath, let logTail):
             let tail = logTail.isEmpty ? "    (the log is empty)" : logTail.map { "    " + $0 }.joined(separator: "\n")

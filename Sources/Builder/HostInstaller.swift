@@ -82,7 +82,10 @@ public enum HostInstaller {
         } else if format == .deb {
             actions.append(.run(StepCommand(["dpkg", "-i"] + packages, in: release)))
         } else {
-            actions.append(.run(StepCommand(["dnf", "install", "-y"] + (root.isEmpty ? [] : ["--installroot=\(options.root)"]) + packages, in: release)))
+            actions.append(
+                .run(
+                    StepCommand(["dnf", "install", "-y"] + (root.isEmpty ? [] : ["--installroot=\(options.root)"]) + packages, in: release))
+            )
         }
 
         if options.distributionQEMU {
@@ -92,7 +95,10 @@ public enum HostInstaller {
                 if !root.isEmpty { argv += ["-o", "RootDir=\(options.root)"] }
                 actions.append(.run(StepCommand(argv + names, in: release)))
             } else {
-                actions.append(.run(StepCommand(["dnf", "install", "-y"] + (root.isEmpty ? [] : ["--installroot=\(options.root)"]) + names, in: release)))
+                actions.append(
+                    .run(
+                        StepCommand(
+                            ["dnf", "install", "-y"] + (root.isEmpty ? [] : ["--installroot=\(options.root)"]) + names, in: release)))
             }
         } else if files.fileExists(atPath: release + "/usr/local") {
             actions.append(.copyTree(from: release + "/usr/local", to: root + "/usr/local"))
@@ -123,11 +129,13 @@ public enum HostInstaller {
             report(action.displayLine)
             switch action {
             case .run(let command):
-                let answer = try ProcessRunner.run(command.argv, workingDirectory: command.workingDirectory, environment: command.environment)
+                let answer = try ProcessRunner.run(
+                    command.argv, workingDirectory: command.workingDirectory, environment: command.environment)
                 guard answer.succeeded else {
                     throw BuilderError.stepFailed(
                         component: "install-host", step: command.argv[0], command: command.displayLine, status: answer.status,
-                        logPath: "(output below)", logTail: (answer.stdoutText + answer.stderrText).split(separator: "\n").suffix(15).map(String.init))
+                        logPath: "(output below)",
+                        logTail: (answer.stdoutText + answer.stderrText).split(separator: "\n").suffix(15).map(String.init))
                 }
             case .copyTree(let from, let to):
                 for relative in (files.subpaths(atPath: from) ?? []).sorted() {
@@ -140,7 +148,8 @@ public enum HostInstaller {
                         } else {
                             let data = try Data(contentsOf: URL(fileURLWithPath: from + "/" + relative))
                             let mode = (try? files.attributesOfItem(atPath: from + "/" + relative)[.posixPermissions] as? Int) ?? 0o644
-                            try files.createDirectory(atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                            try files.createDirectory(
+                                atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
                             try AtomicFile.write(data, to: target, permissions: mode_t(mode))
                         }
                     } catch {

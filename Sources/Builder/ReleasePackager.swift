@@ -69,7 +69,8 @@ public struct ReleasePackager: Sendable {
                 for output in record.outputs {
                     let relative: String
                     if record.component.isKernel {
-                        relative = "linux/\(record.component == .kernelHost ? "host" : "guest")/" + (output.path as NSString).lastPathComponent
+                        relative =
+                            "linux/\(record.component == .kernelHost ? "host" : "guest")/" + (output.path as NSString).lastPathComponent
                     } else if output.path.hasPrefix(options.installDirectory + "/") {
                         relative = "usr/local/" + output.path.dropFirst(options.installDirectory.count + 1)
                     } else {

@@ -48,7 +48,8 @@ public enum ToolCheck {
         let includes =
             (environment["C_INCLUDE_PATH"] ?? "").split(separator: ":").map(String.init)
             + ["/usr/include", "/usr/include/x86_64-linux-gnu", "/usr/local/include"]
-        for requirement in components.flatMap({ requirements(for: $0, packageFormat: packageFormat) }) where seen.insert(requirement).inserted {
+        for requirement in components.flatMap({ requirements(for: $0, packageFormat: packageFormat) })
+        where seen.insert(requirement).inserted {
             let found: Bool
             switch requirement.kind {
             case .program: found = ProcessRunner.which(requirement.name, path: environment["PATH"]) != nil

@@ -110,7 +110,9 @@ struct BuildCommand: AsyncParsableCommand {
             progress.finish()
             let built = report.outcomes.filter { $0.result != .upToDate }.count
             let seconds = String(format: "%.2f", Date().timeIntervalSince(started))
-            print(built == 0 ? "nothing to do: everything is up to date (\(seconds)s)" : "built \(built) of \(report.outcomes.count) (\(seconds)s)")
+            print(
+                built == 0
+                    ? "nothing to do: everything is up to date (\(seconds)s)" : "built \(built) of \(report.outcomes.count) (\(seconds)s)")
         } catch let error as BuilderError {
             progress.finish()
             if case .interrupted = error { throw fail(error.description, code: 130) }
@@ -159,7 +161,8 @@ struct InstallHostCommand: AsyncParsableCommand {
     mutating func run() async throws {
         let workspace = workspaceOptions.resolved
         do {
-            let directory = try release.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
+            let directory =
+                try release.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
                 ?? HostInstaller.newestRelease(in: workspace.root)
             var options = HostInstallOptions(releaseDirectory: directory)
             options.root = URL(fileURLWithPath: root).standardizedFileURL.path

@@ -147,7 +147,8 @@ import Testing
         let bin = sources.root + "/only-git"
         try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
         for tool in ["git", "make"] {
-            try FileManager.default.createSymbolicLink(atPath: bin + "/" + tool, withDestinationPath: try #require(ProcessRunner.which(tool)))
+            try FileManager.default.createSymbolicLink(
+                atPath: bin + "/" + tool, withDestinationPath: try #require(ProcessRunner.which(tool)))
         }
         options.environment["PATH"] = bin
         #expect {
@@ -182,7 +183,9 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: options.layout.sourceTree(.ovmf) + "/OvmfPkg/AmdSev/Grub/grub.efi"))
     }
 
-    @Test(arguments: [("*_GCC5_X64_CC_PATH = gcc\n", "GCC5"), ("*_GCC_X64_CC_PATH = gcc\n*_GCC5_X64_CC_PATH = gcc\n", "GCC"), ("none\n", nil)])
+    @Test(arguments: [
+        ("*_GCC5_X64_CC_PATH = gcc\n", "GCC5"), ("*_GCC_X64_CC_PATH = gcc\n*_GCC5_X64_CC_PATH = gcc\n", "GCC"), ("none\n", nil),
+    ])
     func detectsTheEdk2ToolchainTag(text: String, tag: String?) throws {
         let tree = NSTemporaryDirectory() + "sevvm-edk2-\(UUID().uuidString.prefix(8))"
         defer { try? FileManager.default.removeItem(atPath: tree) }

@@ -24,7 +24,9 @@ final class FakeSources {
         includes = root + "/include"
         kernelConfig = root + "/config-test"
         let files = FileManager.default
-        for folder in [workspace.root, remotes, tools, includes] { try files.createDirectory(atPath: folder, withIntermediateDirectories: true) }
+        for folder in [workspace.root, remotes, tools, includes] {
+            try files.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        }
         try "CONFIG_X86_64=y\nCONFIG_LOCALVERSION=\"\"\n".write(toFile: kernelConfig, atomically: true, encoding: .utf8)
         for name in ["qemu", "ovmf", "linux"] {
             try files.copyItem(atPath: Self.fixtures + "/" + name, toPath: remotes + "/" + name)

@@ -50,7 +50,8 @@ import Testing
         let release = try #require(try sources.build(options).release)
         let root = sources.root + "/fake-root"
         try FileManager.default.createDirectory(atPath: root + "/etc/modprobe.d", withIntermediateDirectories: true)
-        try "ID=debian\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n".write(toFile: root + "/etc/os-release", atomically: true, encoding: .utf8)
+        try "ID=debian\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n".write(
+            toFile: root + "/etc/os-release", atomically: true, encoding: .utf8)
         try "options kvm_amd sev=1\n".write(toFile: root + "/etc/modprobe.d/kvm.conf", atomically: true, encoding: .utf8)
 
         var install = HostInstallOptions(releaseDirectory: release.directory)
