@@ -55,7 +55,9 @@ public final class BuildProgress: @unchecked Sendable {
         timer.schedule(deadline: .now(), repeating: .milliseconds(500))
         let write = self.write
         timer.setEventHandler {
-            let line = StepExecutor.tail(of: logPath, lines: 1, maximumBytes: 2_048).last ?? ""
+            // Until the step rewrites its log, the file still holds the previous run's lines.
+            let fresh = (OutputStamp.of(logPath)?.modified ?? 0) >= Int64(started.timeIntervalSince1970 * 1e9) - 50_000_000
+            let line = fresh ? StepExecutor.tail(of: logPath, lines: 1, maximumBytes: 2_048).last ?? "" : ""
             let prefix = "\(component) \(step) \(Self.format(Date().timeIntervalSince(started)))  "
             let room = max(10, 100 - prefix.count)
             let shown = line.count > room ? String(line.prefix(room - 1)) + "…" : line

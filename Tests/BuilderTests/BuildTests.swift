@@ -111,6 +111,18 @@ import Testing
         #expect(sources.read(failing.installDirectory + "/bin/qemu-system-x86_64")?.contains("9.9.0") == true)
     }
 
+    @Test func fullDiskIsReportedAsSuch() throws {
+        let sources = try FakeSources()
+        var options = sources.options([.qemu])
+        options.environment["FAKE_QEMU_ENOSPC"] = "1"
+        #expect {
+            _ = try sources.build(options)
+        } throws: { error in
+            guard case BuilderError.diskFull = error else { return false }
+            return "\(error)".contains("free some space") && "\(error)".contains("compile.log")
+        }
+    }
+
     @Test func localModificationsAreRefusedUnlessForced() throws {
         let sources = try FakeSources()
         let options = sources.options([.qemu])
