@@ -171,14 +171,20 @@ public enum BuildPlanner {
         let conf = tree + "/Conf"
         var configure: [StepAction] = [.run(StepCommand(["make", "-C", "BaseTools"], in: tree)), .makeDirectory(conf)]
         for (template, file) in [("target", "target"), ("tools_def", "tools_def"), ("build_rule", "build_rule")] {
-            configure.append(.copyFile(from: "\(tree)/BaseTools/Conf/\(template).template", to: "\(conf)/\(file).txt", onlyIfMissing: true))
+            // Always refreshed (edksetup.sh --reconfig): a Conf/ left from an older edk2 is AMD's
+            // "stale state" trap, and sevvm passes every build setting on the command line anyway.
+            configure.append(
+                .copyFile(from: "\(tree)/BaseTools/Conf/\(template).template", to: "\(conf)/\(file).txt", onlyIfMissing: false))
         }
         if platform == .amdSevX64 {
             // AMD's recipe: AmdSevX64 embeds a grub.efi that needs grub tooling; an empty one is enough for OVMF itself.
             configure.append(.touch(tree + "/OvmfPkg/AmdSev/Grub/grub.efi"))
         }
-        let tag = state.toolchainTag ?? "<GCC5|GCC, read from Conf/tools_def.txt after checkout>"
-        let path = tree + "/BaseTools/BinWrappers/PosixLike:" + (options.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin")
+        let tag = state.toolchainTag ?? "<GCC5|GCC, read from BaseTools/Conf/tools_def.template after checkout>"
+        // What edksetup.sh (BaseTools/BuildEnv) puts first on PATH: the wrappers and the C tools' bin folder.
+        let path =
+            "\(tree)/BaseTools/BinWrappers/PosixLike:\(tree)/BaseTools/Bin/Linux-x86_64:"
+            + (options.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin")
         let environment = [
             "WORKSPACE": tree, "EDK_TOOLS_PATH": tree + "/BaseTools", "CONF_PATH": conf, "PATH": path,
             "PYTHON_COMMAND": options.environment["PYTHON_COMMAND"] ?? "python3",
@@ -237,9 +243,10 @@ public enum BuildPlanner {
         ]
     }
 
-    /// Reads the toolchain tag an edk2 tree defines: GCC (edk2 2024-11 and later) or GCC5 (before).
+    /// Reads the toolchain tag an edk2 tree defines: GCC (newer edk2, which renamed GCC5) or GCC5.
     public static func detectToolchainTag(edk2Tree tree: String) -> String? {
-        for candidate in ["/Conf/tools_def.txt", "/BaseTools/Conf/tools_def.template"] {
+        // The template is the checked-out tree's truth; Conf/tools_def.txt may be a stale copy.
+        for candidate in ["/BaseTools/Conf/tools_def.template", "/Conf/tools_def.txt"] {
             guard let data = FileManager.default.contents(atPath: tree + candidate) else { continue }
             var hasGCC = false
             var hasGCC5 = false

@@ -195,6 +195,17 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: options.layout.sourceTree(.ovmf) + "/OvmfPkg/AmdSev/Grub/grub.efi"))
     }
 
+    @Test func edk2RenamingGCC5ToGCCIsFollowed() throws {
+        let sources = try FakeSources()
+        let options = sources.options([.ovmf])
+        _ = try sources.build(options)
+        #expect(FileManager.default.fileExists(atPath: options.layout.sourceTree(.ovmf) + "/Build/OvmfX64/DEBUG_GCC5/FV/OVMF.fd"))
+        try sources.commit("ovmf", file: "BaseTools/Conf/tools_def.template", contents: "*_GCC_X64_CC_PATH = DEF(GCC_BIN)gcc\n")
+        #expect(try sources.build(options).result(.ovmf) == .built(steps: [.fetch, .checkout, .configure, .compile, .install]))
+        #expect(FileManager.default.fileExists(atPath: options.layout.sourceTree(.ovmf) + "/Build/OvmfX64/DEBUG_GCC/FV/OVMF.fd"))
+        #expect(sources.read(options.layout.logPath(.ovmf, .compile))?.contains("-p OvmfPkg/OvmfPkgX64.dsc -t GCC ") == true)
+    }
+
     @Test(arguments: [
         ("*_GCC5_X64_CC_PATH = gcc\n", "GCC5"), ("*_GCC_X64_CC_PATH = gcc\n*_GCC5_X64_CC_PATH = gcc\n", "GCC"), ("none\n", nil),
     ])
