@@ -92,9 +92,6 @@ public enum LaunchDigest {
             if input.mode != .snp { throw MeasureError.ovmfHashNeedsSNP(input.mode) }
             if hash.count != SNPLaunchContext.digestSize { throw MeasureError.invalidOVMFHash(hexString(hash)) }
         }
-        if input.mode != .sev && input.vmmType == .qemu && input.vcpuSignature == nil {
-            throw MeasureError.missingVCPUSignature(mode: input.mode)
-        }
     }
 
     static func snpDigest(_ input: MeasurementInput, firmware: OVMFImage, hashes: KernelHashes?) throws -> [UInt8] {
@@ -166,6 +163,8 @@ public enum LaunchDigest {
     static func vmsaPageDigests(
         _ input: MeasurementInput, firmware: OVMFImage, sevFeatures: UInt64, transform: ([UInt8]) -> [UInt8]
     ) throws -> (bootstrap: [UInt8], application: [UInt8]) {
+        // Checked here, after the firmware checks, so errors come in sev-snp-measure's order.
+        if input.vmmType == .qemu && input.vcpuSignature == nil { throw MeasureError.missingVCPUSignature(mode: input.mode) }
         guard let resetEIP = firmware.sevESResetEIP, resetEIP != 0 || input.vcpus == 1 else {
             throw MeasureError.missingResetBlock(path: firmware.path)
         }
