@@ -1,5 +1,6 @@
 // HostProber's platform (/dev/sev), resource, QEMU, OVMF, QMP and libvirt checks.
 import Foundation
+import QMP
 import Support
 
 /// Firmware versions and chip ID the platform checks learned, for the report's summary.
