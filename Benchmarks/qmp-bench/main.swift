@@ -1,6 +1,7 @@
 // qmp-bench: in-process timings for Benchmarks/qmp.sh (QMP round trips; schema decode, json-c vs Foundation).
 //
 //   qmp-bench roundtrips SOCKET N   N sequential query-status on one connection; prints commands/s
+//   qmp-bench roundtrips-reader SOCKET N   the same, the loop preferring the client's reader executor
 //   qmp-bench decode FILE N         decodes FILE (a raw query-qmp-schema reply) N times each way;
 //                                   prints "jsonc MB/s", "jsonc+convert MB/s", "foundation MB/s"
 import Foundation
@@ -15,9 +16,17 @@ func seconds(_ duration: Duration) -> Double {
     Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
 }
 
-func roundtrips(socket: String, count: Int) async throws {
+func roundtrips(socket: String, count: Int, onReader: Bool) async throws {
     let client = try await QMPClient.connect(socketPath: socket)
     defer { client.close() }
+    if onReader {
+        try await withTaskExecutorPreference(client.readerExecutor) { try await timeRoundtrips(client, count: count) }
+    } else {
+        try await timeRoundtrips(client, count: count)
+    }
+}
+
+func timeRoundtrips(_ client: QMPClient, count: Int) async throws {
     for _ in 0..<200 { _ = try await client.execute("query-status") }
     let clock = ContinuousClock()
     let start = clock.now
@@ -78,14 +87,37 @@ func decode(file: String, iterations: Int) throws {
             entries))
 }
 
+/// Per-message costs without the socket: decoding one query-status reply, serializing one command.
+func micro(iterations: Int) throws {
+    let reply = Array(#"{"return": {"status": "prelaunch", "running": false}, "id": 12345}"#.utf8) + [13, 10]
+    let decoder = QMPStreamDecoder()
+    let clock = ContinuousClock()
+    var start = clock.now
+    var found = 0
+    try reply.withUnsafeBytes { raw in
+        for _ in 0..<iterations {
+            try decoder.feed(raw) { document, _ in if document["id"] != nil { found += 1 } }
+        }
+    }
+    print(String(format: "decode %.2f us", seconds(clock.now - start) / Double(iterations) * 1e6))
+    start = clock.now
+    for index in 0..<iterations {
+        let text = JSONValue.object(["execute": "query-status", "id": .int(Int64(index))]).serialized()
+        found += text.utf8.count
+    }
+    print(String(format: "serialize %.2f us (%d)", seconds(clock.now - start) / Double(iterations) * 1e6, found))
+}
+
 let arguments = CommandLine.arguments
 guard arguments.count == 4, let count = Int(arguments[3]), count > 0 else {
-    fail("usage: qmp-bench roundtrips SOCKET N | qmp-bench decode FILE N")
+    fail("usage: qmp-bench roundtrips|roundtrips-reader SOCKET N | qmp-bench decode FILE N")
 }
 do {
     switch arguments[1] {
-    case "roundtrips": try await roundtrips(socket: arguments[2], count: count)
+    case "roundtrips": try await roundtrips(socket: arguments[2], count: count, onReader: false)
+    case "roundtrips-reader": try await roundtrips(socket: arguments[2], count: count, onReader: true)
     case "decode": try decode(file: arguments[2], iterations: count)
+    case "micro": try micro(iterations: count)
     default: fail("unknown mode \(arguments[1])")
     }
 } catch {
