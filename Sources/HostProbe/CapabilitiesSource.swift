@@ -1,5 +1,6 @@
 // How caps obtains query-sev-capabilities: the protocol, its answers, and the advice for QEMU's refusals.
 import Foundation
+import QMP
 
 /// What asking QEMU for its SEV capabilities produced.
 public enum CapabilityAnswer: Sendable, Equatable {

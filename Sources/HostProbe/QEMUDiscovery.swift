@@ -1,6 +1,11 @@
 // Which qemu-system-x86_64 sevvm uses, its version, and which SEV objects it can create.
 import Foundation
+import QMP
 import Support
+
+// QEMUInstallation.version is QMP's QEMUVersion: re-export that one type so users of HostProbe
+// can name it without depending on the whole QMP module.
+@_exported import struct QMP.QEMUVersion
 
 /// The QEMU binary sevvm runs, and where it came from.
 public struct QEMUInstallation: Sendable, Codable, Equatable {
