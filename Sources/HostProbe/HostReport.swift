@@ -1,5 +1,6 @@
 // The caps report model: a tree of checks (PASS/FAIL/WARN/SKIP with a fix), per-mode verdicts, and the host facts.
 import Foundation
+import QMP
 import Support
 
 public enum CheckStatus: String, Sendable, Codable, CaseIterable {

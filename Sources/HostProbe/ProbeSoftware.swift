@@ -265,11 +265,10 @@ extension HostProber {
         case .source(let source):
             return await source.query()
         case .socket(let path):
-            // Interim until the QMP module lands on main: the QMP-backed sources replace this.
-            return CapabilityQuery(answer: .unavailable(reason: "QMP client not merged yet"), origin: "QMP socket \(path)")
+            return await SocketCapabilities(socketPath: path).query()
         case .throwawayQEMU:
             guard let qemuPath else { return nil }
-            return CapabilityQuery(answer: .unavailable(reason: "QMP client not merged yet"), origin: "throw-away QEMU \(qemuPath)")
+            return await ThrowawayQEMUCapabilities(qemuPath: qemuPath, kvmPath: kvm.path).query()
         }
     }
 }

@@ -3,6 +3,10 @@ import Foundation
 import QMP
 import Support
 
+// QEMUInstallation.version is QMP's QEMUVersion: re-export that one type so users of HostProbe
+// can name it without depending on the whole QMP module.
+@_exported import struct QMP.QEMUVersion
+
 /// The QEMU binary sevvm runs, and where it came from.
 public struct QEMUInstallation: Sendable, Codable, Equatable {
     public static let workspaceOrigin = "workspace build"
