@@ -96,6 +96,12 @@ public final class Builder: @unchecked Sendable {
 
     // MARK: build
 
+    /// Builds what is not up to date. "Nothing changed" for a component means all of: the commit
+    /// its branch head (one `git ls-remote` per URL) or pin resolves to equals the recorded one; its
+    /// inputs (configure flags or kernel config digest and options, OVMF platform and flags, install
+    /// folder, compiler version, CC/CFLAGS-like variables) equal the recorded ones; and every file its
+    /// last build installed still has the recorded size and modification time. Anything else
+    /// rebuilds it, resuming at the unfinished step when only a failure or Ctrl-C stopped it.
     public func run() throws -> BuildReport {
         let sources = try sources()
         try makeDirectory(layout.buildDirectory)
