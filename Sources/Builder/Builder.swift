@@ -33,6 +33,7 @@ public final class Builder: @unchecked Sendable {
     public let options: BuildOptions
     private let events: BuildEventHandler
     private var hostFacts: BuildHost?
+    private let cancellation = Cancellation()
     private var layout: BuildLayout { options.layout }
 
     public init(options: BuildOptions, host: BuildHost? = nil, events: @escaping BuildEventHandler = { _ in }) {
@@ -167,7 +168,7 @@ public final class Builder: @unchecked Sendable {
         try store.save(record)
         var resumeAt: StepKind?
         var ran: [StepKind] = []
-        let executor = StepExecutor(environment: options.environment)
+        let executor = StepExecutor(environment: options.environment, cancellation: cancellation)
         while true {
             let state = probeState(component, commit: commit)
             let plan = BuildPlanner.plan(source: source, commit: commit, options: options, host: host, state: state, inputs: inputs)
@@ -209,6 +210,10 @@ public final class Builder: @unchecked Sendable {
         events(.componentFinished(component, commit: record.commit, seconds: Date().timeIntervalSince(started)))
         return ComponentOutcome(component: component, commit: record.commit, result: .built(steps: ran))
     }
+
+    /// Stops a running `run()` from another thread as Ctrl-C does: the current program is
+    /// terminated, its step stays unfinished, and the next run resumes there.
+    public func cancel() { cancellation.cancel() }
 
     // MARK: sources
 
