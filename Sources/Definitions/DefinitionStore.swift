@@ -1,0 +1,224 @@
+// The vms/ folder: load, list, create, save and remove definitions with atomic writes under a lock.
+import Foundation
+import Support
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+public struct DefinitionStore: Sendable {
+    public let workspace: Workspace
+
+    public init(workspace: Workspace) { self.workspace = workspace }
+
+    /// One file in vms/: its name and either the definition or why it could not be read.
+    public struct Entry: Sendable {
+        public var name: String
+        public var path: String
+        public var result: Result<VMDefinition, DefinitionError>
+    }
+
+    public func path(for name: String) -> String { workspace.definitionPath(for: name) }
+
+    /// The lock every change to vms/ is made under.
+    public var lockPath: String { workspace.vmsDirectory + "/.lock" }
+
+    /// Names of all definitions (files vms/NAME.json with a valid NAME), sorted.
+    public func names() throws -> [String] {
+        guard let directory = opendir(workspace.vmsDirectory) else {
+            if errno == ENOENT { return [] }
+            throw DefinitionError.io(path: workspace.vmsDirectory, operation: "read the folder", reason: String(cString: strerror(errno)))
+        }
+        defer { closedir(directory) }
+        var names: [String] = []
+        while let entry = readdir(directory) {
+            let file = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            guard file.hasSuffix(".json"), !file.hasPrefix(".") else { continue }
+            let name = String(file.dropLast(5))
+            if VMName.isValid(name) { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    /// Every definition, each decoded on its own so one broken file does not hide the others.
+    public func entries() throws -> [Entry] {
+        let decoder = JSONDecoder()
+        return try names().map { name in
+            let file = path(for: name)
+            do {
+                return Entry(name: name, path: file, result: .success(try decode(contentsOf: file, name: name, decoder: decoder)))
+            } catch let error as DefinitionError {
+                return Entry(name: name, path: file, result: .failure(error))
+            }
+        }
+    }
+
+    /// Every definition, sorted by name; throws the first broken file's error.
+    public func list() throws -> [VMDefinition] {
+        try entries().map { try $0.result.get() }
+    }
+
+    public func exists(_ name: String) -> Bool { access(path(for: name), F_OK) == 0 }
+
+    /// The definition called `name`, decoded strictly and validated (files are not checked here).
+    public func load(_ name: String) throws -> VMDefinition {
+        try VMName.validate(name)
+        return try decode(contentsOf: path(for: name), name: name, decoder: JSONDecoder())
+    }
+
+    /// Decodes and validates definition JSON; errors name `file`.
+    public static func decode(_ data: Data, file: String, decoder: JSONDecoder = JSONDecoder()) throws -> VMDefinition {
+        let definition: VMDefinition
+        do {
+            definition = try decoder.decode(VMDefinition.self, from: data)
+        } catch {
+            throw DefinitionError.from(error, file: file)
+        }
+        if definition.schemaVersion > VMDefinition.currentSchemaVersion {
+            throw DefinitionError.unsupportedSchema(
+                file: file, version: definition.schemaVersion, supported: VMDefinition.currentSchemaVersion)
+        }
+        do {
+            try definition.validate()
+        } catch let error as DefinitionError {
+            throw error.inFile(file)
+        }
+        return definition
+    }
+
+    /// The JSON sevvm writes: pretty, stable key order, trailing newline.
+    public static func encode(_ definition: VMDefinition) throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .withoutEscapingSlashes]
+        var data = try encoder.encode(definition)
+        data.append(UInt8(ascii: "\n"))
+        return data
+    }
+
+    /// Writes a new definition. Exclusive: when two `create`s race for one name, exactly one
+    /// succeeds and the other gets `alreadyExists`.
+    public func create(_ definition: VMDefinition) throws {
+        try withLock { try writeNew(definition) }
+    }
+
+    /// Replaces an existing definition atomically.
+    public func save(_ definition: VMDefinition) throws {
+        try withLock { try replace(definition) }
+    }
+
+    /// Loads, changes, validates (files included) and saves one definition under the lock.
+    @discardableResult
+    public func update(_ name: String, _ change: (inout VMDefinition) throws -> Void) throws -> VMDefinition {
+        try withLock {
+            var definition = try load(name)
+            try change(&definition)
+            guard definition.name == name else {
+                throw DefinitionError.unknownKey(key: "name", reason: "a VM cannot be renamed by editing")
+            }
+            try checkAll(definition)
+            try replace(definition)
+            return definition
+        }
+    }
+
+    /// Removes the definition and the files sevvm created for it (its disk images and vars
+    /// copy), plus disks it did not create only with `deleteUserDisks`. Refuses a running VM.
+    /// Returns the paths removed.
+    @discardableResult
+    public func remove(_ name: String, deleteUserDisks: Bool = false) throws -> [String] {
+        try withLock {
+            let definition = try load(name)
+            if case .running(let pid) = LiveState.probe(workspace: workspace, name: name) {
+                throw DefinitionError.vmRunning(name: name, pid: pid)
+            }
+            var files = definition.created.disks + [definition.created.varsCopy].compactMap { $0 }
+            if deleteUserDisks { files += definition.disks.map(\.path) }
+            var removed: [String] = []
+            for file in Set(files.map(workspace.resolve)).sorted() where unlink(file) == 0 {
+                removed.append(file)
+            }
+            let file = path(for: name)
+            guard unlink(file) == 0 else {
+                throw DefinitionError.io(path: file, operation: "remove", reason: String(cString: strerror(errno)))
+            }
+            removed.append(file)
+            // The runtime folder only holds leftovers of past runs (logs, stale sockets).
+            let runtime = workspace.runtimeDirectory(for: name)
+            if (try? FileManager.default.removeItem(atPath: runtime)) != nil { removed.append(runtime) }
+            return removed
+        }
+    }
+
+    /// Runs `body` holding the vms/ lock (creating vms/ when needed).
+    public func withLock<T>(_ body: () throws -> T) throws -> T {
+        try ensureDirectory()
+        let lock: FileLock
+        do {
+            lock = try FileLock.acquire(lockPath, timeout: 30)
+        } catch {
+            throw DefinitionError.io(path: lockPath, operation: "lock", reason: String(describing: error))
+        }
+        defer { lock.unlock() }
+        return try body()
+    }
+
+    /// Full check before a write: structure, then the files it names.
+    func checkAll(_ definition: VMDefinition) throws {
+        let file = path(for: definition.name)
+        do {
+            try definition.validate()
+            try definition.validateFiles(in: workspace)
+        } catch let error as DefinitionError {
+            throw error.inFile(file)
+        }
+    }
+
+    /// Writes a new file; the caller holds the lock.
+    func writeNew(_ definition: VMDefinition) throws {
+        try VMName.validate(definition.name)
+        let file = path(for: definition.name)
+        if exists(definition.name) { throw DefinitionError.alreadyExists(name: definition.name, path: file) }
+        try checkAll(definition)
+        do {
+            try AtomicFile.write(try Self.encode(definition), to: file, permissions: 0o644, exclusive: true)
+        } catch SupportError.io(_, _, EEXIST) {
+            throw DefinitionError.alreadyExists(name: definition.name, path: file)
+        } catch let error as SupportError {
+            throw DefinitionError.io(path: file, operation: "write", reason: error.description)
+        }
+    }
+
+    private func replace(_ definition: VMDefinition) throws {
+        let file = path(for: definition.name)
+        guard exists(definition.name) else { throw DefinitionError.notFound(name: definition.name, path: file) }
+        do {
+            try AtomicFile.write(try Self.encode(definition), to: file, permissions: 0o644)
+        } catch let error as SupportError {
+            throw DefinitionError.io(path: file, operation: "write", reason: error.description)
+        }
+    }
+
+    private func ensureDirectory() throws {
+        guard access(workspace.vmsDirectory, F_OK) != 0 else { return }
+        do {
+            try AtomicFile.makeDirectory(workspace.vmsDirectory, permissions: 0o755)
+        } catch {
+            throw DefinitionError.io(path: workspace.vmsDirectory, operation: "create", reason: String(describing: error))
+        }
+    }
+
+    private func decode(contentsOf file: String, name: String, decoder: JSONDecoder) throws -> VMDefinition {
+        guard let data = FileManager.default.contents(atPath: file) else {
+            if access(file, F_OK) != 0 { throw DefinitionError.notFound(name: name, path: file) }
+            throw DefinitionError.io(path: file, operation: "read", reason: String(cString: strerror(errno)))
+        }
+        let definition = try Self.decode(data, file: file, decoder: decoder)
+        guard definition.name == name else {
+            throw DefinitionError.invalidValue(
+                file: file, field: "name", value: definition.name, allowed: "'\(name)', the file's name (rename the file or fix the field)")
+        }
+        return definition
+    }
+}

@@ -1,1 +1,0 @@
-// Definitions: placeholder until the Definitions area lands; replaced by its owner.

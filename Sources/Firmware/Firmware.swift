@@ -1,1 +1,0 @@
-// Firmware: placeholder until the OVMF parser lands; replaced by its owner.

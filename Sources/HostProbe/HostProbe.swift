@@ -1,1 +1,0 @@
-// HostProbe: placeholder until the HostProbe area lands; replaced by its owner.

@@ -1,2 +1,0 @@
-// FirmwareTests: placeholder, replaced by the area's tests.
-import Testing

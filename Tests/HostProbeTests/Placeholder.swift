@@ -1,2 +1,0 @@
-// HostProbeTests: placeholder, replaced by the area's tests.
-import Testing
