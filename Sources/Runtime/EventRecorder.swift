@@ -104,6 +104,7 @@ public enum EventRecorder {
         guard eventLog >= 0, consoleLog >= 0 else { return 1 }
         var relay = Relay(eventLog: eventLog, consoleLog: consoleLog, events: events, serial: serial, listener: listener)
         relay.loop()
+        close(listener)
         unlink(folder + "/" + RuntimeFolder.consoleSocketName)
         close(eventLog)
         close(consoleLog)

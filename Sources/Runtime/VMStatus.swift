@@ -54,7 +54,7 @@ public struct VMStatus: Codable, Sendable {
         guard let data = try? handle.read(upToCount: 4 << 20), !data.isEmpty else { return [] }
         let markers = ["Memory Encryption Features active", "SEV: Status:", "SEV-SNP: "]
         var found: [String] = []
-        for line in String(decoding: data, as: UTF8.self).split(whereSeparator: { $0 == "\n" || $0 == "\r" }) {
+        for line in String(decoding: data, as: UTF8.self).components(separatedBy: .newlines) {
             guard markers.contains(where: { line.contains($0) }) else { continue }
             // Drop the kernel's timestamp prefix and any prefix the guest added.
             var text = String(line)

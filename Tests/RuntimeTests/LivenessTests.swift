@@ -21,6 +21,7 @@ struct LivenessTests {
             try #require(QEMUForTests.binary), "-machine", "none", "-name", "guest=\(runtime.name)", "-S", "-daemonize",
             "-pidfile", folder.pidfile, "-D", folder.debugLog, "-display", "none",
             "-qmp", "unix:qmp.sock,server=on,wait=off", "-qmp", "unix:events.sock,server=on,wait=off",
+            "-chardev", "socket,id=console0,path=serial.sock,server=on,wait=off",
         ]
         let launcher = try ProcessControl.spawn(
             argv, workingDirectory: folder.path, streams: .init(stderrFile: folder.qemuLog), newSession: false)
@@ -72,9 +73,11 @@ struct LivenessTests {
         let runtime = VMRuntime(workspace: Workspace(root: workspace.path), name: "events")
         let pid = try startBareQEMU(runtime)
         defer { QEMUForTests.killAndWait(pid) }
-        let descriptor = try EventRecorder.openMonitor(path: runtime.folder.eventSocket, timeout: 5)
-        let eventLog = runtime.folder.eventLog
-        let recorder = Task.detached { EventRecorder.run(descriptor: descriptor, eventLog: eventLog) }
+        let handles = try EventRecorder.open(folder: runtime.folder, timeout: 5)
+        let path = runtime.folder.path
+        let recorder = Task.detached {
+            EventRecorder.run(folder: path, events: handles.events, serial: handles.serial, listener: handles.listener)
+        }
 
         let monitor = try await QMPClient.connect(socketPath: runtime.folder.controlSocket)
         _ = try await monitor.execute("cont")
@@ -83,7 +86,9 @@ struct LivenessTests {
         monitor.close()
         #expect(await recorder.value == 0)  // returns at QEMU's end of stream
 
-        let names = EventLog.read(eventLog).map(\.name)
+        let names = EventLog.read(runtime.folder.eventLog).map(\.name)
+        // The recorder removes its console socket when QEMU is gone.
+        #expect(!FileManager.default.fileExists(atPath: runtime.folder.consoleSocket))
         #expect(names == ["RESUME", "STOP", "SHUTDOWN"])
         let exit = runtime.classifyExit(try #require(RuntimeRecord.load(runtime.folder.stateFile)))
         #expect(exit.kind == .stopped)
@@ -97,8 +102,8 @@ struct LivenessTests {
         #expect(runtime.folder.controlSocket.utf8.count > 107)
         let pid = try startBareQEMU(runtime)
         defer { QEMUForTests.killAndWait(pid) }
-        let descriptor = try EventRecorder.openMonitor(path: runtime.folder.eventSocket, timeout: 5)
-        close(descriptor)
+        let handles = try EventRecorder.open(folder: runtime.folder, timeout: 5)
+        handles.closeAll()
         #expect(await runtime.status().qemuStatus == "prelaunch")
     }
 }
