@@ -48,7 +48,7 @@ public enum EventRecorder {
         return try ProcessControl.spawn(
             [executable, subcommand, folder.path],
             workingDirectory: "/",
-            streams: .init(stderrFile: folder.qemuLog, passedDescriptors: [handles.events, handles.serial, handles.listener]),
+            streams: .init(stderrFile: folder.recorderLog, passedDescriptors: [handles.events, handles.serial, handles.listener]),
             newSession: true)
     }
 

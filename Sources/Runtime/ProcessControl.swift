@@ -82,6 +82,14 @@ enum ProcessControl {
             guard copy >= 0 else { throw RuntimeError.spawnFailed(executable: executable, errno: EBADF) }
             posix_spawn_file_actions_adddup2(&actions, copy, Int32(3 + index))
         }
+        // Nothing else leaks into the child: an inherited pipe end would keep a caller reading our
+        // output waiting for as long as QEMU runs.
+        let firstFree = Int32(3 + copies.count)
+        if let closeFrom = addCloseFromAction {
+            closeFrom(&actions, firstFree)
+        } else {
+            for fd in openDescriptors() where fd >= firstFree { posix_spawn_file_actions_addclose(&actions, fd) }
+        }
         if let workingDirectory {
             guard let addChdir = addChdirAction else { throw RuntimeError.spawnFailed(executable: executable, errno: ENOSYS) }
             addChdir(&actions, workingDirectory)
@@ -118,6 +126,17 @@ enum ProcessControl {
         guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addchdir_np") else { return nil }
         return unsafeBitCast(symbol, to: AddChdir.self)
     }()
+
+    /// glibc's posix_spawn_file_actions_addclosefrom_np (2.34+), looked up like addchdir.
+    private typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+    private static let addCloseFromAction: AddCloseFrom? = {
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") else { return nil }
+        return unsafeBitCast(symbol, to: AddCloseFrom.self)
+    }()
+
+    private static func openDescriptors() -> [Int32] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []).compactMap { Int32($0) }
+    }
 
     /// Waits for a child to end; returns its exit status (128+signal when killed).
     static func waitForExit(_ pid: pid_t) -> Int32 {

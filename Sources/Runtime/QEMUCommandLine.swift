@@ -14,7 +14,7 @@ public enum QEMUCommandLine {
             "-S",
             "-daemonize",
             "-pidfile", folder.pidfile,
-            "-D", folder.debugLog,
+            "-D", folder.qemuLog,
             "-qmp", "unix:\(RuntimeFolder.controlSocketName),server=on,wait=off",
             "-qmp", "unix:\(RuntimeFolder.eventSocketName),server=on,wait=off",
             "-chardev", "socket,id=console0,path=\(RuntimeFolder.serialSocketName),server=on,wait=off",

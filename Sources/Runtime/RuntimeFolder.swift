@@ -31,10 +31,11 @@ public struct RuntimeFolder: Sendable, Equatable {
     public var serialSocket: String { path + "/" + Self.serialSocketName }
     public var consoleSocket: String { path + "/" + Self.consoleSocketName }
     public var consoleLog: String { path + "/" + Self.consoleLogName }
-    /// QEMU's stderr (start-up errors and everything it reports while running).
+    /// QEMU's stderr (start-up errors and everything it reports while running). Given to QEMU as
+    /// `-D` too: a daemonized QEMU sends stderr to /dev/null unless -D names a file, then to that file.
     public var qemuLog: String { path + "/qemu.log" }
-    /// QEMU's `-D` log: its presence keeps QEMU from sending stderr to /dev/null after daemonizing.
-    public var debugLog: String { path + "/qemu-debug.log" }
+    /// The recorder's own stderr (empty unless it failed).
+    public var recorderLog: String { path + "/recorder.log" }
     public var eventLog: String { path + "/events.jsonl" }
     public var stateFile: String { path + "/state.json" }
 
@@ -54,11 +55,11 @@ public struct RuntimeFolder: Sendable, Equatable {
     func prepareForStart() throws {
         try create()
         removeLiveFiles()
-        for file in [consoleLog, qemuLog, eventLog, debugLog, stateFile]
+        for file in [consoleLog, qemuLog, eventLog, recorderLog, stateFile]
         where FileManager.default.fileExists(atPath: file) {
             rename(file, file + ".previous")
         }
-        for log in [consoleLog, qemuLog, eventLog, debugLog] {
+        for log in [consoleLog, qemuLog, eventLog, recorderLog] {
             let fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
             guard fd >= 0 else { throw RuntimeError.io(path: log, operation: "create", errno: errno) }
             close(fd)

@@ -214,7 +214,7 @@ public struct VMRuntime: Sendable {
     /// tells QEMU to quit (`force` skips the wait). Returns how the run ended.
     @discardableResult
     public func stop(timeout: Double, force: Bool) async throws -> ExitRecord {
-        let lock = try FileLock.acquire(folder.lockPath, timeout: Self.lockTimeout)
+        let lock = try lockRunning()
         defer { lock.unlock() }
         guard let pid = ProcessControl.liveQEMU(pidfile: folder.pidfile, name: name) else {
             throw RuntimeError.notRunning(name: name, state: await status(queryMonitor: false).state.rawValue)
@@ -238,7 +238,7 @@ public struct VMRuntime: Sendable {
     /// Ends QEMU at once with SIGKILL (no guest shutdown).
     @discardableResult
     public func kill() throws -> ExitRecord {
-        let lock = try FileLock.acquire(folder.lockPath, timeout: Self.lockTimeout)
+        let lock = try lockRunning()
         defer { lock.unlock() }
         guard let pid = ProcessControl.liveQEMU(pidfile: folder.pidfile, name: name) else {
             throw RuntimeError.notRunning(name: name, state: "not running")
@@ -285,7 +285,7 @@ public struct VMRuntime: Sendable {
 
     /// Runs `body` on the monitor under the VM's lock when QEMU's state is one of `needs`.
     private func control(needs: Set<VMState>, description: String, _ body: (QMPClient) async throws -> Void) async throws {
-        let lock = try FileLock.acquire(folder.lockPath, timeout: Self.lockTimeout)
+        let lock = try lockRunning()
         defer { lock.unlock() }
         guard ProcessControl.liveQEMU(pidfile: folder.pidfile, name: name) != nil else {
             throw RuntimeError.notRunning(name: name, state: await status(queryMonitor: false).state.rawValue)
@@ -298,6 +298,15 @@ public struct VMRuntime: Sendable {
             }
             try await body(monitor)
         }
+    }
+
+    /// The VM's lock for a command that needs QEMU running: a VM that never ran has no run/ folder to
+    /// lock, and is simply not running.
+    private func lockRunning() throws -> FileLock {
+        guard FileManager.default.fileExists(atPath: workspace.runDirectory) else {
+            throw RuntimeError.notRunning(name: name, state: VMState.stopped.rawValue)
+        }
+        return try FileLock.acquire(folder.lockPath, timeout: Self.lockTimeout)
     }
 
     // MARK: - Monitor access

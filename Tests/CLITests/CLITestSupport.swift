@@ -83,14 +83,16 @@ final class TestWorkspace: @unchecked Sendable {
         return try ProcessRunner.run([binary] + arguments, environment: ["SEVVM_WORKSPACE": root, "NO_COLOR": "1"])
     }
 
-    /// Creates a VM definition for the tiny guest.
-    func createTiny(_ name: String, mode: String = "none", extra: [String] = []) throws -> ProcessResult {
+    /// Writes vms/NAME.json (schema 1) for the tiny guest: direct kernel boot, 256 MiB, one vCPU.
+    func createTiny(_ name: String, mode: String = "none") throws {
         let guest = CLIEnvironment.tinyGuest
-        return try run(
-            [
-                "create", name, "--mode", mode, "--memory", "256M", "--vcpus", "1",
-                "--kernel", guest?.kernel ?? "/missing", "--initrd", guest?.initrd ?? "/missing", "--append", "console=ttyS0",
-            ] + extra)
+        let definition: [String: Any] = [
+            "schemaVersion": 1, "name": name, "mode": mode, "memory": "256M", "vcpus": 1,
+            "directBoot": ["kernel": guest?.kernel ?? "/missing", "initrd": guest?.initrd ?? "/missing", "append": "console=ttyS0"],
+        ]
+        try FileManager.default.createDirectory(atPath: root + "/vms", withIntermediateDirectories: true)
+        let data = try JSONSerialization.data(withJSONObject: definition, options: [.prettyPrinted, .sortedKeys])
+        try data.write(to: URL(fileURLWithPath: root + "/vms/\(name).json"))
     }
 
     func runtimeFolder(_ name: String) -> String { root + "/run/" + name }

@@ -15,8 +15,7 @@ struct LifecycleEndToEndTests {
     @Test func wholeLifecycleOfARealGuest() throws {
         let workspace = try TestWorkspace()
         let run = workspace.runtimeFolder("tiny")
-        let created = try workspace.createTiny("tiny")
-        try #require(created.succeeded, "create failed: \(created.stderrText)")
+        try workspace.createTiny("tiny")
 
         let started = try workspace.sevvm("start", "tiny", "--accel", "tcg")
         try #require(started.succeeded, "start failed: \(started.stderrText)")
@@ -73,7 +72,7 @@ struct LifecycleEndToEndTests {
 
     @Test func fiveConcurrentStartsGiveOneQEMU() throws {
         let workspace = try TestWorkspace()
-        try #require(try workspace.createTiny("race").succeeded)
+        try workspace.createTiny("race")
         let results = ResultBox()
         DispatchQueue.concurrentPerform(iterations: 5) { _ in
             results.append(try? workspace.sevvm("start", "race", "--accel", "tcg"))
@@ -93,7 +92,7 @@ struct LifecycleEndToEndTests {
     @Test func workspaceDeeperThanTheSocketLimit() throws {
         let workspace = try TestWorkspace(deepSuffix: String(repeating: "deep-", count: 14) + "/" + String(repeating: "x", count: 40))
         #expect((workspace.runtimeFolder("deep") + "/console.sock").utf8.count > 107)
-        try #require(try workspace.createTiny("deep").succeeded)
+        try workspace.createTiny("deep")
         let started = try workspace.sevvm("start", "deep", "--accel", "tcg")
         try #require(started.succeeded, "start failed: \(started.stderrText)")
         // status talks QMP over the deep socket path.
@@ -108,7 +107,7 @@ struct LifecycleEndToEndTests {
 
     @Test func dryRunPrintsTheArgvAndStartsNothing() throws {
         let workspace = try TestWorkspace()
-        try #require(try workspace.createTiny("plan").succeeded)
+        try workspace.createTiny("plan")
         let result = try workspace.sevvm("start", "plan", "--accel", "tcg", "--dry-run")
         #expect(result.succeeded, "\(result.stderrText)")
         let lines = result.stdoutText.split(separator: "\n")
@@ -122,7 +121,7 @@ struct LifecycleEndToEndTests {
 
     @Test func commandsOnAStoppedVMSayItIsNotRunning() throws {
         let workspace = try TestWorkspace()
-        try #require(try workspace.createTiny("idle").succeeded)
+        try workspace.createTiny("idle")
         for command in ["stop", "kill", "pause", "resume", "console"] {
             let result = try workspace.sevvm(command, "idle")
             #expect(result.status == 4, "\(command): \(result.stderrText)")
@@ -136,7 +135,7 @@ struct SNPStartRefusalTests {
     /// This host's KVM has no SNP: QEMU's own check fails, sevvm explains it and leaves nothing behind.
     @Test func snpStartFailsWithTheTranslatedKVMError() throws {
         let workspace = try TestWorkspace()
-        try #require(try workspace.createTiny("snp", mode: "snp").succeeded)
+        try workspace.createTiny("snp", mode: "snp")
         let result = try workspace.sevvm("start", "snp", "--snp", "--accel", "kvm")
         #expect(result.status == 1)
         #expect(result.stderrText.contains("vm-type SEV-SNP not supported by KVM"), "\(result.stderrText)")

@@ -19,7 +19,7 @@ struct LivenessTests {
         try folder.prepareForStart()
         let argv = [
             try #require(QEMUForTests.binary), "-machine", "none", "-name", "guest=\(runtime.name)", "-S", "-daemonize",
-            "-pidfile", folder.pidfile, "-D", folder.debugLog, "-display", "none",
+            "-pidfile", folder.pidfile, "-D", folder.qemuLog, "-display", "none",
             "-qmp", "unix:qmp.sock,server=on,wait=off", "-qmp", "unix:events.sock,server=on,wait=off",
             "-chardev", "socket,id=console0,path=serial.sock,server=on,wait=off",
         ]
