@@ -1,5 +1,6 @@
 // How caps obtains query-sev-capabilities: the protocol, its answers, and the advice for QEMU's refusals.
 import Foundation
+import QMP
 
 /// What asking QEMU for its SEV capabilities produced.
 public enum CapabilityAnswer: Sendable, Equatable {
@@ -24,11 +25,19 @@ public struct CapabilityQuery: Sendable, Equatable {
     public var origin: String
     /// Why the query ran differently than asked (e.g. fell back to TCG because /dev/kvm did not open).
     public var note: String?
+    /// The version of the QEMU that answered (from its QMP greeting), when known.
+    public var qemuVersion: QEMUVersion?
+    /// The SEV objects that QEMU has (from qom-list-properties), when asked.
+    public var qemuSupport: QEMUSEVSupport?
 
-    public init(answer: CapabilityAnswer, origin: String, note: String? = nil) {
+    public init(
+        answer: CapabilityAnswer, origin: String, note: String? = nil, qemuVersion: QEMUVersion? = nil, qemuSupport: QEMUSEVSupport? = nil
+    ) {
         self.answer = answer
         self.origin = origin
         self.note = note
+        self.qemuVersion = qemuVersion
+        self.qemuSupport = qemuSupport
     }
 }
 

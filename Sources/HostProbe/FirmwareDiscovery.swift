@@ -89,12 +89,14 @@ public enum FirmwareDiscovery {
             let vars = traits.singleFile ? nil : siblingVars(of: explicitPath)
             return choice(FirmwareCandidate(code: explicitPath, vars: vars, origin: "--firmware"), traits)
         }
-        let present = candidates(workspace: workspace, root: root).compactMap { candidate -> (FirmwareCandidate, OVMFTraits)? in
-            guard let traits = try? inspectOVMF(path: candidate.code) else { return nil }
+        // Inspect lazily in preference order: each OVMF is read whole, and the first fit usually comes early.
+        let fitting = candidates(workspace: workspace, root: root).lazy.compactMap { candidate -> (FirmwareCandidate, OVMFTraits)? in
             if let vars = candidate.vars, !FileManager.default.fileExists(atPath: vars) { return nil }
+            guard FileManager.default.fileExists(atPath: candidate.code), let traits = try? inspectOVMF(path: candidate.code),
+                unsuitability(traits, for: mode) == nil
+            else { return nil }
             return (candidate, traits)
         }
-        let fitting = present.filter { unsuitability($0.1, for: mode) == nil }
         // pflash (code + vars) keeps UEFI variables per VM, so non-SNP modes prefer a split pair.
         let preferred = mode == .snp ? fitting.first : (fitting.first { !$0.1.singleFile } ?? fitting.first)
         guard let (candidate, traits) = preferred else {

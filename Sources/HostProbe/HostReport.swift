@@ -77,13 +77,13 @@ public struct HostReport: Sendable, Codable {
 
     public func check(_ name: String) -> HostCheck? { checks.first { $0.name == name } }
 
-    /// How deep a check sits in the tree (0 for roots), for indentation.
+    /// How deep a check sits under ancestors of its own category (0 for roots), for indentation.
     public func depth(of check: HostCheck) -> Int {
         var depth = 0
         var parent = check.parent
-        while let name = parent, depth < checks.count {
+        while let name = parent, let ancestor = self.check(name), ancestor.category == check.category, depth < checks.count {
             depth += 1
-            parent = self.check(name)?.parent
+            parent = ancestor.parent
         }
         return depth
     }

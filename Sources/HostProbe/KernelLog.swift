@@ -1,5 +1,6 @@
 // The SEV-related lines of the kernel log (dmesg): RMP table, SEV/SNP API versions, ASID ranges, INIT errors.
 import Foundation
+import Support
 
 #if canImport(Glibc)
     import Glibc
@@ -61,6 +62,12 @@ public struct KernelLogFacts: Sendable, Equatable, Codable {
             return String(line[line.index(after: semicolon)...])
         }
         return line
+    }
+
+    /// The modes an error line rules out: SNP-only complaints (RMP, IOMMU, SNP_INIT) leave SEV and SEV-ES alone.
+    public static func modesBlocked(by error: String) -> [GuestMode] {
+        let snpOnly = ["SNP", "RMP", "IOMMU"].contains { error.contains($0) }
+        return snpOnly ? [.snp] : [.sev, .sevES, .snp]
     }
 
     /// The fix for a known INIT failure (seed README FAQ), or nil.

@@ -3,13 +3,17 @@ import Foundation
 import Support
 
 extension HostProber {
-    /// Probes the host. Slow parts (QEMU's help output, the throw-away QEMU) run while the file checks do.
+    /// Probes the host. The slow part, QEMU, runs while the file and device checks do: a throw-away
+    /// QEMU answers its version, SEV objects and query-sev-capabilities in one start; with another
+    /// route, `--version` and `-object ...,help` are asked of the binary instead.
     public func probe(_ options: ProbeOptions) async -> HostReport {
-        let qemuLocation = Result {
+        let location = Result {
             try QEMUDiscovery.locate(workspace: options.workspace, explicitPath: options.qemuPath, searchPath: options.searchPath)
         }
-        async let capabilityQuery = queryCapabilities(options.capabilities, qemuPath: try? qemuLocation.get().path)
-        async let software = probeSoftware(qemuLocation, options: options)
+        var throwaway = false
+        if case .throwawayQEMU = options.capabilities { throwaway = true }
+        async let capabilityQuery = queryCapabilities(options.capabilities, qemuPath: try? location.get().path)
+        async let askedBinary = throwaway ? nil : Self.askBinary(location)
 
         var tree = CheckTree()
         let cpu = CPUIdentity(cpuid: cpuid)
@@ -21,11 +25,29 @@ extension HostProber {
         checkKVM(&tree)
         let platform = checkPlatform(&tree, cpu: cpu)
         checkResources(&tree, options: options)
+        let firmware = Dictionary(
+            uniqueKeysWithValues: [GuestMode.sev, .snp].map { mode in
+                (
+                    mode.rawValue,
+                    Result { try FirmwareDiscovery.find(for: mode, workspace: options.workspace, explicitPath: nil, root: root) }
+                )
+            })
 
-        let (qemu, support, firmware) = await software
+        let query = await capabilityQuery
+        var binary = await askedBinary
+        if binary == nil {
+            // The throw-away QEMU told its version over QMP; if it never started, ask the binary.
+            if let version = query?.qemuVersion, case .success(let location) = location {
+                binary = (.success(QEMUInstallation(path: location.path, version: version, origin: location.origin)), query?.qemuSupport)
+            } else {
+                binary = await Self.askBinary(location)
+            }
+        }
+        let qemu = binary?.0 ?? .failure(HostProbeError.qemuNotFound(searched: []))
+        let support = binary?.1
         checkQEMU(&tree, qemu: qemu, support: support)
         checkFirmware(&tree, firmware: firmware)
-        let capabilities = checkCapabilities(&tree, await capabilityQuery)
+        let capabilities = checkCapabilities(&tree, query)
         checkLibvirt(&tree, searchPath: options.searchPath)
 
         let summary = HostSummary(
@@ -53,7 +75,7 @@ extension HostProber {
             guard let features, features.sev else {
                 return .fail(
                     "CPUID 0x8000001F does not report SEV",
-                    hint: "SEV needs an EPYC CPU with SEV enabled in the BIOS (\(Fix.smee)); in a VM the hypervisor hides it")
+                    hint: "SEV needs an EPYC CPU with SEV switched on: \(Fix.smee); in a VM the hypervisor hides it")
             }
             return .pass(
                 "SEV: C-bit \(features.cbitpos), \(features.reducedPhysBits) reduced physical address bit(s), "
@@ -126,7 +148,9 @@ extension HostProber {
         }
 
         let log = KernelLog.read(root: root).map(KernelLogFacts.init(lines:))
-        tree.add("kernel.log", .kernel, gates: [.sev, .sevES, .snp]) {
+        let blocked = Set((log?.errors ?? []).flatMap(KernelLogFacts.modesBlocked(by:)))
+        let logGates = [GuestMode.sev, .sevES, .snp].filter { log == nil || blocked.contains($0) }
+        tree.add("kernel.log", .kernel, gates: logGates) {
             guard let log else { return .skip("kernel log unreadable (dmesg_restrict: run as root to read SEV messages)") }
             if let error = log.errors.first {
                 let more = log.errors.count > 1 ? " (+\(log.errors.count - 1) more)" : ""

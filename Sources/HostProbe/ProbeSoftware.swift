@@ -1,5 +1,6 @@
 // HostProber's platform (/dev/sev), resource, QEMU, OVMF, QMP and libvirt checks.
 import Foundation
+import QMP
 import Support
 
 /// Firmware versions and chip ID the platform checks learned, for the report's summary.
@@ -152,21 +153,15 @@ extension HostProber {
 
     // MARK: QEMU, OVMF, QMP, libvirt
 
-    func probeSoftware(
-        _ location: Result<(path: String, origin: String), Error>, options: ProbeOptions
-    ) async -> (Result<QEMUInstallation, Error>, QEMUSEVSupport?, [String: Result<FirmwareChoice, Error>]) {
+    /// Asks the QEMU binary itself: `--version`, then its SEV objects' help.
+    static func askBinary(
+        _ location: Result<(path: String, origin: String), Error>
+    ) async -> (Result<QEMUInstallation, Error>, QEMUSEVSupport?) {
         let qemu = location.flatMap { location in
             Result { QEMUInstallation(path: location.path, version: try QEMUDiscovery.version(of: location.path), origin: location.origin) }
         }
-        var support: QEMUSEVSupport?
-        if case .success(let installation) = qemu { support = try? await QEMUDiscovery.sevSupport(of: installation) }
-        var firmware: [String: Result<FirmwareChoice, Error>] = [:]
-        for mode in [GuestMode.sev, .snp] {
-            firmware[mode.rawValue] = Result {
-                try FirmwareDiscovery.find(for: mode, workspace: options.workspace, explicitPath: nil, root: root)
-            }
-        }
-        return (qemu, support, firmware)
+        guard case .success(let installation) = qemu else { return (qemu, nil) }
+        return (qemu, try? await QEMUDiscovery.sevSupport(of: installation))
     }
 
     func checkQEMU(_ tree: inout CheckTree, qemu: Result<QEMUInstallation, Error>, support: QEMUSEVSupport?) {

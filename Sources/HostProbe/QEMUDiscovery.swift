@@ -1,5 +1,6 @@
 // Which qemu-system-x86_64 sevvm uses, its version, and which SEV objects it can create.
 import Foundation
+import QMP
 import Support
 
 /// The QEMU binary sevvm runs, and where it came from.

@@ -1,9 +1,210 @@
-// Placeholder commands, replaced by the owning area's implementation before anything lands.
+// `sevvm measure` (the launch digest a verifier should expect) and `sevvm report` (check an SNP attestation report).
 import ArgumentParser
+import Definitions
+import Firmware
+import Foundation
+import Measure
+import Support
 
 struct MeasureCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "measure", abstract: "(not yet built)")
+    static let configuration = CommandConfiguration(
+        commandName: "measure",
+        abstract: "Compute the launch digest (measurement) an SEV, SEV-ES or SEV-SNP guest will have.",
+        discussion: """
+            The AMD secure processor hashes everything QEMU loads before the guest runs: the OVMF \
+            firmware, SNP's special pages, one VMSA (initial register state) per vCPU and, with \
+            kernel-hashes, the SHA-256 of the kernel, initrd and command line. A verifier compares \
+            the guest's attestation report with this digest. The result is bit-exact with \
+            sev-snp-measure, and the options have the same meanings and defaults, so scripts can switch.
+
+            From a VM definition (firmware, vCPUs, CPU model, mode, direct boot with kernel-hashes):
+              sevvm measure web
+              sevvm measure web --vcpus 8          what it would be with 8 vCPUs
+
+            Without a definition:
+              sevvm measure --mode snp --vcpus 4 --vcpu-type EPYC-v4 --ovmf OVMF.fd
+              sevvm measure --mode snp --vcpus 4 --vcpu-type EPYC-Milan --ovmf OVMF.fd \\
+                  --kernel vmlinuz --initrd initrd.img --append "console=ttyS0"
+              sevvm measure --mode sev-es --vcpus 2 --vcpu-sig 0x800f12 --ovmf OVMF.fd
+              sevvm measure --mode sev --ovmf OVMF.fd --output-format base64
+              sevvm measure --mode snp:ovmf-hash --ovmf OVMF.fd    the firmware part only, for --snp-ovmf-hash
+
+            vCPU types: \(VCPUType.names.joined(separator: ", ")).
+            """
+    )
+
+    @Argument(help: "A defined VM to measure (its firmware, vCPUs, CPU model, mode and direct boot).")
+    var name: String?
+
+    @Option(help: ArgumentHelp("Guest mode: snp, sev-es (seves), sev, or snp:ovmf-hash.", valueName: "MODE"))
+    var mode: String?
+
+    @Option(help: ArgumentHelp("The OVMF firmware file the guest boots.", valueName: "PATH"))
+    var ovmf: String?
+
+    @Option(help: ArgumentHelp("Kernel measured with kernel-hashes (direct boot).", valueName: "PATH"))
+    var kernel: String?
+
+    @Option(help: ArgumentHelp("Initrd measured with the kernel.", valueName: "PATH"))
+    var initrd: String?
+
+    @Option(help: ArgumentHelp("Kernel command line measured with the kernel.", valueName: "CMDLINE"))
+    var append: String?
+
+    @Option(help: ArgumentHelp("Number of guest vCPUs (each adds one VMSA).", valueName: "N"))
+    var vcpus: Int?
+
+    @Option(help: ArgumentHelp("Guest vCPU type, a QEMU -cpu model such as EPYC-v4 or EPYC-Milan.", valueName: "CPUTYPE"))
+    var vcpuType: String?
+
+    @Option(help: ArgumentHelp("Guest vCPU signature (CPUID 1 EAX), e.g. 0x800f12.", valueName: "VALUE"))
+    var vcpuSig: String?
+
+    @Option(help: ArgumentHelp("Guest vCPU family (with --vcpu-model and --vcpu-stepping).", valueName: "FAMILY"))
+    var vcpuFamily: Int?
+
+    @Option(help: ArgumentHelp("Guest vCPU model.", valueName: "MODEL"))
+    var vcpuModel: Int?
+
+    @Option(help: ArgumentHelp("Guest vCPU stepping.", valueName: "STEPPING"))
+    var vcpuStepping: Int?
+
+    @Option(help: ArgumentHelp("The VMM that builds the initial vCPU state: qemu, ec2 or gce.", valueName: "VMMTYPE"))
+    var vmmType = "qemu"
+
+    @Option(help: ArgumentHelp("SEV features in the SNP VMSAs (bit 0 SNPActive; 0x20 DebugSwap).", valueName: "VALUE"))
+    var guestFeatures = "0x1"
+
+    @Option(help: ArgumentHelp("Precalculated SHA-384 of the OVMF pages (hex), from --mode snp:ovmf-hash.", valueName: "HASH"))
+    var snpOVMFHash: String?
+
+    @Option(help: ArgumentHelp("hex, base64 or json.", valueName: "FORMAT"))
+    var outputFormat = "hex"
+
+    @Flag(name: .shortAndLong, help: "Say which measurement was calculated.")
+    var verbose = false
+
+    @OptionGroup var workspace: WorkspaceOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        let format = output.json ? "json" : outputFormat
+        guard ["hex", "base64", "json"].contains(format) else {
+            throw ValidationError("--output-format must be hex, base64 or json (got '\(outputFormat)')")
+        }
+        do {
+            if mode == "snp:ovmf-hash" {
+                guard let ovmf else { throw ValidationError("--mode snp:ovmf-hash needs --ovmf PATH") }
+                let digest = try LaunchDigest.snpOVMFHash(try OVMFImage(path: ovmf))
+                print(render(digest, mode: .snp, format: format, input: nil))
+                return
+            }
+            let input = try measurementInput()
+            let digest = try LaunchDigest.compute(input)
+            print(render(digest, mode: input.mode, format: format, input: input))
+        } catch let error as MeasureError {
+            throw fail(error.description)
+        } catch let error as FirmwareError {
+            throw fail(error.description)
+        } catch let error as DefinitionError {
+            throw fail(error.description)
+        }
+    }
+
+    /// The inputs: the definition's launch parameters when NAME is given, each overridable by an option.
+    func measurementInput() throws -> MeasurementInput {
+        let explicitSignature = try VCPUType.signature(
+            type: vcpuType, signature: vcpuSig, family: vcpuFamily, model: vcpuModel, stepping: vcpuStepping)
+        guard let features = parseInteger(guestFeatures) else {
+            throw MeasureError.invalidNumber(option: "--guest-features", value: guestFeatures)
+        }
+        let vmm = try VMMType(parsing: vmmType)
+        let hash = try snpOVMFHash.map { text in
+            guard let bytes = Measure.bytes(fromHex: text) else { throw MeasureError.invalidOVMFHash(text) }
+            return bytes
+        }
+        var input: MeasurementInput
+        if let name {
+            let definition = try DefinitionStore(workspace: workspace.resolved).load(name)
+            input = try DefinitionMeasurement.input(for: definition, mode: try mode.map(parseMode), firmware: ovmf)
+            if let vcpus { input.vcpus = vcpus }
+            if let explicitSignature { input.vcpuSignature = explicitSignature }
+            if let kernel {
+                input.kernel = kernel
+                input.initrd = initrd
+                input.append = append
+            }
+        } else {
+            guard let mode else { throw ValidationError("give a VM NAME, or --mode snp|sev-es|sev with --ovmf PATH") }
+            guard let ovmf else { throw ValidationError("--ovmf PATH is required without a VM NAME") }
+            let guestMode = try parseMode(mode)
+            guard guestMode == .sev || vcpus != nil else {
+                throw ValidationError("missing --vcpus N in guest mode '\(mode)'")
+            }
+            input = MeasurementInput(
+                mode: guestMode, ovmfPath: ovmf, vcpus: vcpus ?? 1, vcpuSignature: explicitSignature, kernel: kernel,
+                initrd: initrd, append: append)
+        }
+        input.vmmType = vmm
+        input.guestFeatures = features
+        input.snpOVMFHash = hash
+        return input
+    }
+
+    func parseMode(_ text: String) throws -> GuestMode {
+        switch text.lowercased() {
+        case "snp", "sev-snp": return .snp
+        case "sev-es", "seves": return .sevES
+        case "sev": return .sev
+        default: throw ValidationError("--mode must be snp, sev-es, sev or snp:ovmf-hash (got '\(text)')")
+        }
+    }
+
+    func render(_ digest: [UInt8], mode: GuestMode, format: String, input: MeasurementInput?) -> String {
+        let hex = hexString(digest)
+        let base64 = Data(digest).base64EncodedString()
+        switch format {
+        case "json":
+            var object: [String: Any] = ["mode": mode.rawValue, "measurement": hex, "base64": base64]
+            if let input {
+                object["ovmf"] = input.ovmfPath
+                object["vcpus"] = input.vcpus
+                object["vmmType"] = input.vmmType.rawValue
+                object["guestFeatures"] = "0x" + String(input.guestFeatures, radix: 16)
+                if let signature = input.vcpuSignature { object["vcpuSignature"] = "0x" + String(signature, radix: 16) }
+                if let kernel = input.kernel { object["kernel"] = kernel }
+                if let initrd = input.initrd { object["initrd"] = initrd }
+                if let append = input.append { object["append"] = append }
+            }
+            let data = (try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])) ?? Data()
+            return String(decoding: data, as: UTF8.self)
+        default:
+            let value = format == "base64" ? base64 : hex
+            guard verbose else { return value }
+            let names: [GuestMode: String] = [.snp: "SEV_SNP", .sevES: "SEV_ES", .sev: "SEV"]
+            return "Calculated \(names[mode] ?? mode.displayName) guest measurement: \(value)"
+        }
+    }
 }
+
+/// What a VM definition means for its launch digest: the same mapping `sevvm start` uses.
+enum DefinitionMeasurement {
+    static func input(for definition: VMDefinition, mode modeOverride: GuestMode?, firmware firmwareOverride: String?) throws
+        -> MeasurementInput
+    {
+        let mode = modeOverride ?? definition.mode
+        guard mode != .none else { throw MeasureError.unsupportedMode(mode) }
+        guard let firmware = firmwareOverride ?? definition.firmware.explicitPath else {
+            throw ValidationError("VM '\(definition.name)' uses firmware auto; give --ovmf PATH (the file `sevvm start` boots)")
+        }
+        let kernelHashes = mode == .snp ? definition.snp.kernelHashes : definition.sev.kernelHashes
+        let boot = kernelHashes ? definition.directBoot : nil
+        return try MeasurementInput(
+            launching: mode, firmware: firmware, vcpus: definition.vcpus, cpuModel: definition.cpu, kernel: boot?.kernel,
+            initrd: boot?.initrd, append: boot?.append)
+    }
+}
+
 struct ReportCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "report", abstract: "(not yet built)")
 }

@@ -1,4 +1,97 @@
-// Placeholder commands, replaced by the owning area's implementation before anything lands.
+// `sevvm qmp`: run one QMP command against a QMP socket and print its reply as JSON.
 import ArgumentParser
+import Foundation
+import QMP
+import Support
 
-struct QMPCommand: AsyncParsableCommand { static let configuration = CommandConfiguration(commandName: "qmp", abstract: "(not yet built)") }
+struct QMPCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "qmp",
+        abstract: "Run one QMP command and print its result as JSON.",
+        discussion: """
+            Connects to a QEMU QMP socket, negotiates capabilities, runs COMMAND with the \
+            optional ARGUMENTS-JSON object and prints the command's "return" value (--raw: the \
+            whole reply, including its id). QMP errors are printed with QEMU's error class and \
+            description and exit with status 1.
+
+            A QMP socket serves one client at a time: if another client (a running sevvm \
+            session, socat, virsh) holds it, the greeting never comes and sevvm says so after \
+            --timeout seconds.
+
+            Examples:
+              sevvm qmp --socket /run/vm/qmp.sock query-status
+              sevvm qmp --socket /run/vm/qmp.sock query-sev
+              sevvm qmp --socket /run/vm/qmp.sock --raw query-version
+              sevvm qmp --socket /run/vm/qmp.sock qom-get '{"path": "/machine", "property": "type"}'
+              sevvm qmp --socket /run/vm/qmp.sock --compact query-qmp-schema | jq length
+            """
+    )
+
+    @Option(name: .long, help: ArgumentHelp("The QMP socket (QEMU's -qmp unix:PATH,server=on).", valueName: "PATH"))
+    var socket: String?
+
+    @Flag(name: .long, help: "Print the whole reply ({\"return\": ..., \"id\": ...}) rather than its return value.")
+    var raw = false
+
+    @Flag(name: .long, help: "Indent the JSON (the default when printing to a terminal).")
+    var pretty = false
+
+    @Flag(name: .long, help: "Print the JSON on one line (the default when printing to a pipe or file).")
+    var compact = false
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Seconds to wait for the connection and greeting, and for the reply (default: 5 to connect; 30 for most commands).",
+            valueName: "SECONDS"))
+    var timeout: Double?
+
+    @Argument(help: ArgumentHelp("The QMP command, e.g. query-status.", valueName: "COMMAND"))
+    var command: String
+
+    @Argument(
+        help: ArgumentHelp("The command's arguments as one JSON object, e.g. '{\"device\": \"virtio0\"}'.", valueName: "ARGUMENTS-JSON"))
+    var arguments: String?
+
+    func validate() throws {
+        if pretty && compact { throw ValidationError("--pretty and --compact exclude each other") }
+        if let timeout, !(timeout > 0 && timeout <= 86_400) { throw ValidationError("--timeout must be between 0 and 86400 seconds") }
+        if command.isEmpty || command.hasPrefix("{") {
+            throw ValidationError("COMMAND comes first, then ARGUMENTS-JSON: sevvm qmp --socket PATH query-status")
+        }
+    }
+
+    func run() async throws {
+        let socketPath = try resolveSocketPath()
+        var argumentsValue: JSONValue?
+        if let arguments {
+            do {
+                argumentsValue = try QMPArguments.parse(arguments)
+            } catch QMPError.invalidJSON(let offset, let reason) {
+                throw fail("invalid ARGUMENTS-JSON at byte \(offset): \(reason)\n\(QMPArguments.pointer(to: offset, in: arguments))")
+            }
+        }
+        let limit = timeout.map { Duration.milliseconds(Int64(($0 * 1000).rounded(.up))) }
+        do {
+            let client = try await QMPClient.connect(socketPath: socketPath, timeout: limit ?? .seconds(5))
+            defer { client.close() }
+            let reply =
+                raw
+                ? try await client.executeRaw(command, arguments: argumentsValue, timeout: limit)
+                : try await client.execute(command, arguments: argumentsValue, timeout: limit)
+            let indent = pretty || (!compact && Terminal(fd: STDOUT_FILENO).isTTY)
+            print(reply.serialized(pretty: indent))
+        } catch let error as QMPError {
+            throw fail(error.description)
+        }
+    }
+
+    /// The socket to talk to. `--socket` is the only source for now; `sevvm qmp NAME ...` for
+    /// defined VMs resolves NAME to its runtime folder's QMP socket here.
+    private func resolveSocketPath() throws -> String {
+        guard let socket else {
+            throw fail("say which QMP socket to use: sevvm qmp --socket PATH \(command)")
+        }
+        return socket
+    }
+}

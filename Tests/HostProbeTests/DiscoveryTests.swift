@@ -73,7 +73,8 @@ import Testing
         throws
     {
         let folder = try TemporaryFolder("ovmf")
-        let path = try folder.write("OVMF.fd", SyntheticOVMF.image(singleFile: singleFile, sevMetadata: metadata, hashesTableSize: hashes))
+        let path = try folder.write(
+            "OVMF.fd", SyntheticOVMF.image(singleFile: singleFile, sevMetadata: metadata, hashesTableAddress: hashes))
         let traits = try inspectOVMF(path: path)
         #expect(traits.singleFile == expectSingle)
         #expect(traits.hasSEVMetadata == expectMetadata)
@@ -82,7 +83,7 @@ import Testing
 
     /// A host tree like Debian's: split 4M code without SEV metadata, a 2M single file with it.
     private func debianLikeRoot(_ folder: TemporaryFolder) throws {
-        try folder.write("root/usr/share/ovmf/OVMF.fd", SyntheticOVMF.image(singleFile: true, sevMetadata: true, hashesTableSize: 0))
+        try folder.write("root/usr/share/ovmf/OVMF.fd", SyntheticOVMF.image(singleFile: true, sevMetadata: true, hashesTableAddress: 0))
         try folder.write("root/usr/share/OVMF/OVMF_CODE_4M.fd", SyntheticOVMF.image(singleFile: false, sevMetadata: false))
         try folder.write("root/usr/share/OVMF/OVMF_VARS_4M.fd", Data(repeating: 0, count: 0x2000))
     }
@@ -104,7 +105,7 @@ import Testing
     @Test func workspaceBuildComesFirst() throws {
         let folder = try TemporaryFolder("ovmf-ws")
         try debianLikeRoot(folder)
-        let image = SyntheticOVMF.image(singleFile: true, sevMetadata: true, hashesTableSize: 0x400)
+        let image = SyntheticOVMF.image(singleFile: true, sevMetadata: true, hashesTableAddress: 0x80_F000)
         try folder.write("ws/usr/local/share/qemu/OVMF.fd", image)
         let choice = try FirmwareDiscovery.find(
             for: .snp, workspace: Workspace(root: folder.path + "/ws"), explicitPath: nil, root: HostRoot(folder.path + "/root"))

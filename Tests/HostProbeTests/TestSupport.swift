@@ -43,8 +43,9 @@ enum Fixtures {
     }
 }
 
-/// Builds an OVMF-shaped image: an optional leading variable store and a reset-vector footer table
-/// with the given entries, so the inspection reads exactly what a real build lays down.
+/// Builds an OVMF-shaped image: a leading firmware volume (the variable store, or code), a reset-vector
+/// footer table, and optionally an "ASEV" metadata header and a hashes-table entry, laid out as
+/// OvmfPkg lays them down, so the real parser reads it.
 enum SyntheticOVMF {
     static let variableStore = "fff12b8d-7696-4c8b-a985-2747075b4f50"
     static let codeVolume = "8c8ce578-8a3d-4f1c-9935-896185c32dd3"
@@ -58,18 +59,27 @@ enum SyntheticOVMF {
         return Array(bytes[0..<4].reversed()) + Array(bytes[4..<6].reversed()) + Array(bytes[6..<8].reversed()) + Array(bytes[8...])
     }
 
-    static func image(size: Int = 0x10000, singleFile: Bool, sevMetadata: Bool, hashesTableSize: UInt32? = nil) -> Data {
+    static func le32(_ value: UInt32) -> [UInt8] { withUnsafeBytes(of: value.littleEndian, Array.init) }
+
+    /// `hashesTableAddress` 0 mimics distribution builds, which carry the entry with address 0.
+    static func image(size: Int = 0x10000, singleFile: Bool, sevMetadata: Bool, hashesTableAddress: UInt32? = nil) -> Data {
         var bytes = [UInt8](repeating: 0xFF, count: size)
+        // Firmware volume header: GUID at 0x10, u64 length at 0x20, "_FVH" at 0x28.
         bytes.replaceSubrange(0x10..<0x20, with: guid(singleFile ? variableStore : codeVolume))
+        bytes.replaceSubrange(0x20..<0x28, with: le32(0x1000) + [0, 0, 0, 0])
+        bytes.replaceSubrange(0x28..<0x2C, with: Array("_FVH".utf8))
         var entries: [UInt8] = []
         func entry(_ guidText: String, _ data: [UInt8]) {
             let length = UInt16(data.count + 18)
             entries += data + [UInt8(length & 0xFF), UInt8(length >> 8)] + guid(guidText)
         }
-        if sevMetadata { entry(sevMetadata ? Self.sevMetadata : "", [0x2C, 0x05, 0, 0]) }
-        if let hashesTableSize {
-            entry(hashesTable, [0, 0, 0x80, 0] + withUnsafeBytes(of: hashesTableSize.littleEndian, Array.init))
+        if sevMetadata {
+            // "ASEV", size, version 1, one section {base, size, kind 1 = SNP_SEC_MEM}, 4 KiB before the end.
+            let header = Array("ASEV".utf8) + le32(28) + le32(1) + le32(1) + le32(0x80_0000) + le32(0x1000) + le32(1)
+            bytes.replaceSubrange((size - 0x1000)..<(size - 0x1000 + header.count), with: header)
+            entry(Self.sevMetadata, le32(0x1000))
         }
+        if let hashesTableAddress { entry(hashesTable, le32(hashesTableAddress) + le32(hashesTableAddress == 0 ? 0 : 0x400)) }
         let tableLength = UInt16(entries.count + 18)
         let table = entries + [UInt8(tableLength & 0xFF), UInt8(tableLength >> 8)] + guid(footer)
         let end = size - 0x20

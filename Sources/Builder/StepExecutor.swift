@@ -1,0 +1,237 @@
+// Runs a build step's actions: programs from argv with output streamed to the step's log, and staged file moves.
+import Foundation
+import Support
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+// Set from the SIGINT/SIGTERM handler (async-signal-safe: a flag and kill(2) only).
+nonisolated(unsafe) private var interruptRequested: sig_atomic_t = 0
+nonisolated(unsafe) private var runningChild: pid_t = 0
+
+/// Ctrl-C during a build: the running program is interrupted, the step stays unfinished in the
+/// record, and the next run resumes at it. A real handler (not SIG_IGN) so children still get
+/// the default disposition after exec.
+enum InterruptGuard {
+    static func install() {
+        interruptRequested = 0
+        let handler: @convention(c) (Int32) -> Void = { _ in
+            interruptRequested = 1
+            if runningChild > 0 { kill(runningChild, SIGINT) }
+        }
+        signal(SIGINT, handler)
+        signal(SIGTERM, handler)
+    }
+
+    static func uninstall() {
+        signal(SIGINT, SIG_DFL)
+        signal(SIGTERM, SIG_DFL)
+    }
+
+    static var requested: Bool { interruptRequested != 0 }
+}
+
+struct StepExecutor {
+    let environment: [String: String]
+
+    /// Runs every action of `step`, logging to its log file (replaced each run). Returns the files
+    /// an install action placed.
+    func run(_ step: BuildStep) throws -> [String] {
+        let log = try openLog(step.logPath)
+        defer { try? log.close() }
+        var installed: [String] = []
+        for action in step.actions {
+            if InterruptGuard.requested { throw BuilderError.interrupted(component: step.component.rawValue, step: step.kind.rawValue) }
+            writeLine(log, "# " + action.displayLine + (action.command.map { "   (in \($0.workingDirectory))" } ?? ""))
+            do {
+                switch action {
+                case .run(let command): try execute(command, step: step, log: log)
+                default: installed += try perform(action, step: step)
+                }
+            } catch let error as BuilderError {
+                throw error
+            } catch {
+                throw classify(error, path: step.logPath, step: step)
+            }
+        }
+        return installed
+    }
+
+    private func openLog(_ path: String) throws -> FileHandle {
+        let directory = (path as NSString).deletingLastPathComponent
+        do {
+            try AtomicFile.makeDirectory(directory)
+        } catch {
+            throw BuilderError.io(path: directory, operation: "create the log folder", detail: "\(error)")
+        }
+        guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path) else {
+            throw BuilderError.io(path: path, operation: "create the log", detail: String(cString: strerror(errno)))
+        }
+        return handle
+    }
+
+    private func writeLine(_ log: FileHandle, _ text: String) {
+        try? log.write(contentsOf: Data((text + "\n").utf8))
+    }
+
+    private func execute(_ command: StepCommand, step: BuildStep, log: FileHandle) throws {
+        var env = environment.merging(command.environment) { _, new in new }
+        env["GIT_TERMINAL_PROMPT"] = "0"  // never wait for a password nobody will type
+        guard let name = command.argv.first else { return }
+        let executable: String?
+        if name.contains("/") {
+            let path = name.hasPrefix("/") ? name : command.workingDirectory + "/" + name
+            executable = access(path, X_OK) == 0 ? path : nil
+        } else {
+            executable = ProcessRunner.which(name, path: env["PATH"])
+        }
+        guard let executable else {
+            writeLine(log, "sevvm: \(name) was not found (PATH=\(env["PATH"] ?? ""))")
+            throw failure(command, status: 127, step: step)
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = Array(command.argv.dropFirst())
+        process.currentDirectoryURL = URL(fileURLWithPath: command.workingDirectory)
+        process.environment = env
+        process.standardInput = FileHandle.nullDevice
+        // The child writes straight into the log file: nothing is buffered in memory.
+        process.standardOutput = log
+        process.standardError = log
+        do {
+            try process.run()
+        } catch {
+            writeLine(log, "sevvm: could not start \(executable): \(error)")
+            throw failure(command, status: 127, step: step)
+        }
+        runningChild = process.processIdentifier
+        process.waitUntilExit()
+        runningChild = 0
+        if InterruptGuard.requested { throw BuilderError.interrupted(component: step.component.rawValue, step: step.kind.rawValue) }
+        guard process.terminationReason == .exit, process.terminationStatus == 0 else {
+            let status = process.terminationReason == .exit ? process.terminationStatus : 128 + process.terminationStatus
+            throw failure(command, status: status, step: step)
+        }
+    }
+
+    private func failure(_ command: StepCommand, status: Int32, step: BuildStep) -> BuilderError {
+        let tail = Self.tail(of: step.logPath, lines: 15)
+        if tail.contains(where: { $0.contains("No space left on device") }) {
+            return .diskFull(path: command.workingDirectory, detail: "\(step.component) \(step.kind) failed; see \(step.logPath)")
+        }
+        return .stepFailed(
+            component: step.component.rawValue, step: step.kind.rawValue, command: command.displayLine, status: status,
+            logPath: step.logPath, logTail: tail)
+    }
+
+    private func classify(_ error: Error, path: String, step: BuildStep) -> BuilderError {
+        let nsError = error as NSError
+        let underlying = (nsError.userInfo[NSUnderlyingErrorKey] as? NSError)?.code
+        if underlying == Int(ENOSPC) || nsError.code == NSFileWriteOutOfSpaceError {
+            return .diskFull(path: path, detail: "\(step.component) \(step.kind)")
+        }
+        return .io(path: path, operation: "complete \(step.component) \(step.kind)", detail: nsError.localizedDescription)
+    }
+
+    private func perform(_ action: StepAction, step: BuildStep) throws -> [String] {
+        let files = FileManager.default
+        switch action {
+        case .run: return []
+        case .makeDirectory(let path):
+            try files.createDirectory(atPath: path, withIntermediateDirectories: true)
+        case .removeTree(let path):
+            if files.fileExists(atPath: path) { try files.removeItem(atPath: path) }
+        case .copyFile(let from, let to, let onlyIfMissing):
+            if onlyIfMissing && files.fileExists(atPath: to) { return [] }
+            guard files.fileExists(atPath: from) else {
+                throw BuilderError.outputMissing(component: step.component.rawValue, path: from, step: step.kind.rawValue)
+            }
+            if files.fileExists(atPath: to) { try files.removeItem(atPath: to) }
+            try files.copyItem(atPath: from, toPath: to)
+        case .touch(let path):
+            if !files.fileExists(atPath: path) {
+                try files.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                guard files.createFile(atPath: path, contents: Data()) else {
+                    throw BuilderError.io(path: path, operation: "create", detail: String(cString: strerror(errno)))
+                }
+            }
+        case .writeFile(let path, let contents):
+            try AtomicFile.write(contents, to: path)
+        case .removeFiles(let directory, let suffixes):
+            for name in (try? files.contentsOfDirectory(atPath: directory)) ?? [] where suffixes.contains(where: name.hasSuffix) {
+                try files.removeItem(atPath: directory + "/" + name)
+            }
+        case .collectFiles(let from, let suffixes, let to, let recursive):
+            let names = (recursive ? files.subpaths(atPath: from) : try? files.contentsOfDirectory(atPath: from)) ?? []
+            let matches = names.filter { name in suffixes.contains(where: name.hasSuffix) }.sorted()
+            guard !matches.isEmpty else {
+                throw BuilderError.outputMissing(
+                    component: step.component.rawValue, path: "\(from)/*\(suffixes.joined(separator: "|"))", step: "package")
+            }
+            for name in matches {
+                try files.moveItem(atPath: from + "/" + name, toPath: to + "/" + (name as NSString).lastPathComponent)
+            }
+        case .commitStaging(let staging, let destination):
+            return try commitStaging(staging, into: destination, step: step)
+        case .replaceDirectory(let staging, let destination):
+            try files.createDirectory(atPath: (destination as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            let previous = destination + ".previous"
+            if files.fileExists(atPath: previous) { try files.removeItem(atPath: previous) }
+            if files.fileExists(atPath: destination) { try files.moveItem(atPath: destination, toPath: previous) }
+            try files.moveItem(atPath: staging, toPath: destination)
+            if files.fileExists(atPath: previous) { try files.removeItem(atPath: previous) }
+            return ((try? files.contentsOfDirectory(atPath: destination)) ?? []).sorted().map { destination + "/" + $0 }
+        }
+        return []
+    }
+
+    /// Moves staged files into place one rename at a time: until this point the installed files of
+    /// the previous build are untouched, and each file is replaced whole.
+    private func commitStaging(_ staging: String, into destination: String, step: BuildStep) throws -> [String] {
+        let files = FileManager.default
+        let entries = (files.subpaths(atPath: staging) ?? []).sorted()
+        var installed: [String] = []
+        for relative in entries {
+            let source = staging + "/" + relative
+            let target = destination + "/" + relative
+            var info = stat()
+            guard lstat(source, &info) == 0 else { continue }
+            if (info.st_mode & S_IFMT) == S_IFDIR {
+                try files.createDirectory(atPath: target, withIntermediateDirectories: true)
+                continue
+            }
+            try files.createDirectory(atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            if rename(source, target) != 0 {
+                guard errno == EXDEV else {
+                    throw BuilderError.io(path: target, operation: "install", detail: String(cString: strerror(errno)))
+                }
+                // Another filesystem: copy beside the target, then rename over it.
+                let temporary = (target as NSString).deletingLastPathComponent + "/.sevvm-install-" + (target as NSString).lastPathComponent
+                if files.fileExists(atPath: temporary) { try files.removeItem(atPath: temporary) }
+                try files.copyItem(atPath: source, toPath: temporary)
+                guard rename(temporary, target) == 0 else {
+                    throw BuilderError.io(path: target, operation: "install", detail: String(cString: strerror(errno)))
+                }
+            }
+            installed.append(target)
+        }
+        guard !installed.isEmpty else {
+            throw BuilderError.outputMissing(component: step.component.rawValue, path: staging, step: step.kind.rawValue)
+        }
+        try? files.removeItem(atPath: staging)
+        return installed
+    }
+
+    /// The last `lines` non-empty lines of a log, read from its end (logs can be gigabytes).
+    static func tail(of path: String, lines: Int, maximumBytes: Int = 16_384) -> [String] {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return [] }
+        defer { try? handle.close() }
+        let size = (try? handle.seekToEnd()) ?? 0
+        let start = size > UInt64(maximumBytes) ? size - UInt64(maximumBytes) : 0
+        try? handle.seek(toOffset: start)
+        let data = (try? handle.readToEnd()) ?? Data()
+        let text = String(decoding: data, as: UTF8.self)
+        return Array(text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).map(String.init).filter { !$0.isEmpty }.suffix(lines))
+    }
+}

@@ -1,1 +1,0 @@
-// Launch: placeholder until the Launch area lands; replaced by its owner.

@@ -1,0 +1,218 @@
+// LaunchDigest: the measurement the AMD secure processor computes while QEMU loads an SEV, SEV-ES or SNP guest.
+import Crypto
+import Firmware
+import Support
+
+/// Everything the launch digest depends on, named as sev-snp-measure names its options.
+public struct MeasurementInput: Sendable, Equatable {
+    public var mode: GuestMode
+    public var ovmfPath: String
+    public var vcpus: Int
+    /// CPUID family/model/stepping the VMM reports in RDX at reset; needed for SEV-ES/SNP under QEMU.
+    public var vcpuSignature: UInt32?
+    public var vmmType: VMMType
+    /// SEV_FEATURES in every VMSA (SNP only; bit 0 is SNPActive). sev-snp-measure defaults to 0x1.
+    public var guestFeatures: UInt64
+    /// With a kernel, the hashes table (kernel, initrd, command line) is measured: QEMU's kernel-hashes=on.
+    public var kernel: String?
+    public var initrd: String?
+    public var append: String?
+    /// A precalculated SHA-384 of the OVMF pages (SNP), replacing the firmware's own pages.
+    public var snpOVMFHash: [UInt8]?
+
+    public static let defaultGuestFeatures: UInt64 = 0x1
+
+    public init(
+        mode: GuestMode, ovmfPath: String, vcpus: Int, vcpuSignature: UInt32? = nil, vmmType: VMMType = .qemu,
+        guestFeatures: UInt64 = MeasurementInput.defaultGuestFeatures, kernel: String? = nil, initrd: String? = nil,
+        append: String? = nil, snpOVMFHash: [UInt8]? = nil
+    ) {
+        self.mode = mode
+        self.ovmfPath = ovmfPath
+        self.vcpus = vcpus
+        self.vcpuSignature = vcpuSignature
+        self.vmmType = vmmType
+        self.guestFeatures = guestFeatures
+        self.kernel = kernel
+        self.initrd = initrd
+        self.append = append
+        self.snpOVMFHash = snpOVMFHash
+    }
+
+    /// The input for a guest as sevvm launches it under QEMU: `cpuModel` is the `-cpu` value
+    /// ("EPYC-v4", "EPYC-Milan,+x2apic"); pass `kernel` only when kernel-hashes=on.
+    public init(
+        launching mode: GuestMode, firmware: String, vcpus: Int, cpuModel: String, kernel: String?, initrd: String?,
+        append: String?, guestFeatures: UInt64 = MeasurementInput.defaultGuestFeatures
+    ) throws {
+        let signature: UInt32? = mode == .sev ? nil : try VCPUType.signature(named: cpuModel)
+        self.init(
+            mode: mode, ovmfPath: firmware, vcpus: vcpus, vcpuSignature: signature, guestFeatures: guestFeatures,
+            kernel: kernel, initrd: kernel == nil ? nil : initrd, append: kernel == nil ? nil : append)
+    }
+}
+
+public enum LaunchDigest {
+    /// Reads the firmware and computes the digest (48 bytes for SNP, 32 for SEV and SEV-ES).
+    public static func compute(_ input: MeasurementInput) throws -> [UInt8] {
+        try validate(input)
+        return try compute(input, firmware: try OVMFImage(path: input.ovmfPath))
+    }
+
+    /// Computes the digest for an already parsed firmware image.
+    public static func compute(_ input: MeasurementInput, firmware: OVMFImage) throws -> [UInt8] {
+        try validate(input)
+        let hashes = try input.kernel.map { try KernelHashes(kernel: $0, initrd: input.initrd, append: input.append) }
+        switch input.mode {
+        case .snp:
+            return try snpDigest(input, firmware: firmware, hashes: hashes)
+        case .sevES:
+            return try sevDigest(input, firmware: firmware, hashes: hashes, withVMSAs: true)
+        case .sev:
+            return try sevDigest(input, firmware: firmware, hashes: hashes, withVMSAs: false)
+        case .none:
+            throw MeasureError.unsupportedMode(input.mode)
+        }
+    }
+
+    /// The SNP digest after only the firmware pages: what `--snp-ovmf-hash` takes.
+    public static func snpOVMFHash(_ firmware: OVMFImage) throws -> [UInt8] {
+        var context = SNPLaunchContext()
+        try context.addFirmware(firmware)
+        return context.digest
+    }
+
+    static func validate(_ input: MeasurementInput) throws {
+        if input.mode == .none { throw MeasureError.unsupportedMode(input.mode) }
+        if input.vcpus < 1 { throw MeasureError.noVCPUs }
+        if input.kernel == nil && (input.initrd != nil || input.append != nil) {
+            throw MeasureError.initrdOrAppendWithoutKernel
+        }
+        if let hash = input.snpOVMFHash {
+            if input.mode != .snp { throw MeasureError.ovmfHashNeedsSNP(input.mode) }
+            if hash.count != SNPLaunchContext.digestSize { throw MeasureError.invalidOVMFHash(hexString(hash)) }
+        }
+    }
+
+    static func snpDigest(_ input: MeasurementInput, firmware: OVMFImage, hashes: KernelHashes?) throws -> [UInt8] {
+        var context = SNPLaunchContext()
+        if let seed = input.snpOVMFHash {
+            context.digest = seed
+        } else {
+            try context.addFirmware(firmware)
+        }
+        if hashes != nil && !firmware.hasSection(.snpKernelHashes) {
+            throw MeasureError.noHashesTable(path: firmware.path, mode: .snp)
+        }
+        for section in firmware.sevMetadata {
+            guard let kind = section.kind else {
+                throw MeasureError.unknownSectionKind(path: firmware.path, value: section.kindValue)
+            }
+            let base = UInt64(section.base)
+            switch kind {
+            case .snpSecureMemory:
+                context.addEmptyPages(base: base, size: Int(section.size), type: input.vmmType == .gce ? .unmeasured : .zero)
+            case .svsmCallingArea:
+                context.addEmptyPages(base: base, size: Int(section.size), type: .zero)
+            case .snpSecrets:
+                context.add(type: .secrets, address: base, contents: SNPLaunchContext.zeroDigest)
+            case .cpuid:
+                // EC2 measures the CPUID page after all other sections.
+                if input.vmmType != .ec2 { context.add(type: .cpuid, address: base, contents: SNPLaunchContext.zeroDigest) }
+            case .snpKernelHashes:
+                if let hashes {
+                    let page = try hashesPage(hashes, firmware: firmware, sectionSize: section.size)
+                    context.add(type: .normal, address: base, contents: page.withUnsafeBytes { SNPLaunchContext.pageDigest($0) })
+                } else {
+                    context.addEmptyPages(base: base, size: Int(section.size), type: .zero)
+                }
+            }
+        }
+        if input.vmmType == .ec2 {
+            for section in firmware.sevMetadata where section.kind == .cpuid {
+                context.add(type: .cpuid, address: UInt64(section.base), contents: SNPLaunchContext.zeroDigest)
+            }
+        }
+        let pages = try vmsaPageDigests(input, firmware: firmware, sevFeatures: input.guestFeatures) {
+            $0.withUnsafeBytes { SNPLaunchContext.pageDigest($0) }
+        }
+        for index in 0..<input.vcpus {
+            context.add(type: .vmsa, address: SNPLaunchContext.vmsaAddress, contents: index == 0 ? pages.bootstrap : pages.application)
+        }
+        return context.digest
+    }
+
+    /// SEV: SHA-256 over the firmware (and hashes table). SEV-ES adds every vCPU's VMSA page.
+    static func sevDigest(_ input: MeasurementInput, firmware: OVMFImage, hashes: KernelHashes?, withVMSAs: Bool) throws -> [UInt8] {
+        var hasher = SHA256()
+        firmware.bytes.withUnsafeBytes { hasher.update(bufferPointer: $0) }
+        if let hashes {
+            guard firmware.hasHashesTable else { throw MeasureError.noHashesTable(path: firmware.path, mode: input.mode) }
+            hasher.update(data: hashes.table)
+        }
+        if withVMSAs {
+            let pages = try vmsaPageDigests(input, firmware: firmware, sevFeatures: 0) { $0 }
+            for index in 0..<input.vcpus {
+                hasher.update(data: index == 0 ? pages.bootstrap : pages.application)
+            }
+        }
+        return Array(hasher.finalize())
+    }
+
+    /// The BSP's and the APs' VMSA pages, each passed through `transform` once (not once per vCPU).
+    static func vmsaPageDigests(
+        _ input: MeasurementInput, firmware: OVMFImage, sevFeatures: UInt64, transform: ([UInt8]) -> [UInt8]
+    ) throws -> (bootstrap: [UInt8], application: [UInt8]) {
+        // Checked here, after the firmware checks, so errors come in sev-snp-measure's order.
+        if input.vmmType == .qemu && input.vcpuSignature == nil { throw MeasureError.missingVCPUSignature(mode: input.mode) }
+        guard let resetEIP = firmware.sevESResetEIP, resetEIP != 0 || input.vcpus == 1 else {
+            throw MeasureError.missingResetBlock(path: firmware.path)
+        }
+        let builder = VMSABuilder(vmm: input.vmmType, vcpuSignature: input.vcpuSignature ?? 0, sevFeatures: sevFeatures)
+        let bootstrap = transform(builder.page(eip: VMSABuilder.bootstrapEIP))
+        let application = input.vcpus > 1 ? transform(builder.page(eip: resetEIP)) : bootstrap
+        return (bootstrap, application)
+    }
+
+    static func hashesPage(_ hashes: KernelHashes, firmware: OVMFImage, sectionSize: UInt32) throws -> [UInt8] {
+        guard let entry = firmware.footerEntry(OVMFGUID.sevHashTable), entry.count >= 4 else {
+            throw MeasureError.badHashesSection(path: firmware.path, reason: "no SEV hash table entry in the footer table")
+        }
+        guard sectionSize == 4096 else {
+            throw MeasureError.badHashesSection(path: firmware.path, reason: "the section is \(sectionSize) bytes, not one page")
+        }
+        let address = Int(entry[0]) | Int(entry[1]) << 8 | Int(entry[2]) << 16 | Int(entry[3]) << 24
+        guard let page = hashes.page(tableOffset: address & 0xFFF) else {
+            throw MeasureError.badHashesSection(
+                path: firmware.path, reason: "the table at 0x\(String(address, radix: 16)) crosses its page")
+        }
+        return page
+    }
+}
+
+/// Lower-case hex of bytes, for digests and messages.
+public func hexString(_ bytes: some Sequence<UInt8>) -> String {
+    let digits = Array("0123456789abcdef".utf8)
+    var text: [UInt8] = []
+    for byte in bytes {
+        text.append(digits[Int(byte >> 4)])
+        text.append(digits[Int(byte & 0xF)])
+    }
+    return String(decoding: text, as: UTF8.self)
+}
+
+/// Bytes from hex text (whitespace ignored, optional 0x prefix); nil when not hex or odd.
+public func bytes(fromHex text: some StringProtocol) -> [UInt8]? {
+    var digits = text.unicodeScalars.filter { !$0.properties.isWhitespace }.map { Character($0) }
+    if digits.count >= 2, digits[0] == "0", digits[1] == "x" || digits[1] == "X" { digits.removeFirst(2) }
+    guard digits.count % 2 == 0 else { return nil }
+    var result: [UInt8] = []
+    result.reserveCapacity(digits.count / 2)
+    var index = 0
+    while index < digits.count {
+        guard let high = digits[index].hexDigitValue, let low = digits[index + 1].hexDigitValue else { return nil }
+        result.append(UInt8(high << 4 | low))
+        index += 2
+    }
+    return result
+}

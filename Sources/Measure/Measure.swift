@@ -1,1 +1,0 @@
-// Measure: placeholder until the Measure area lands; replaced by its owner.

@@ -1,1 +1,0 @@
-// QMP: placeholder until the QMP area lands; replaced by its owner.

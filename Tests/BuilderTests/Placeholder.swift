@@ -1,2 +1,0 @@
-// BuilderTests: placeholder, replaced by the area's tests.
-import Testing

@@ -1,2 +1,0 @@
-// DefinitionsTests: placeholder, replaced by the area's tests.
-import Testing

@@ -1,2 +1,0 @@
-// LaunchTests: placeholder, replaced by the area's tests.
-import Testing

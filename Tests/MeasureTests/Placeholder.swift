@@ -1,2 +1,0 @@
-// MeasureTests: placeholder, replaced by the area's tests.
-import Testing

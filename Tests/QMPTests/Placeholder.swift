@@ -1,2 +1,0 @@
-// QMPTests: placeholder, replaced by the area's tests.
-import Testing
