@@ -198,6 +198,11 @@ public final class Builder: @unchecked Sendable {
                 // Failed or interrupted, the step stays unfinished: the next run starts there.
                 record.failedStep = step.kind
                 try? store.save(record)
+                if step.kind == .fetch, case .stepFailed(_, _, _, _, let logPath, let tail) = error {
+                    // Pinned sources skip ls-remote, so an unreachable URL shows up here first.
+                    throw BuilderError.repositoryUnreachable(
+                        variable: source.urlVariable, url: source.url, detail: (tail.last ?? "git fetch failed") + " (log \(logPath))")
+                }
                 throw error
             }
             events(.stepFinished(component, step.kind, seconds: Date().timeIntervalSince(stepStart)))

@@ -181,6 +181,18 @@ import Testing
         }
     }
 
+    @Test func unreachableRepositoryOfAPinnedCommitNamesTheVariable() throws {
+        let sources = try FakeSources()
+        let commit = try sources.head("qemu")
+        try sources.writeStableCommits(extra: "QEMU_GIT_URL=file://\(sources.root)/moved\nQEMU_COMMIT=\(commit)\n")
+        #expect {
+            _ = try sources.build(sources.options([.qemu]))
+        } throws: { error in
+            guard case BuilderError.repositoryUnreachable(let variable, _, let detail) = error else { return false }
+            return variable == "QEMU_GIT_URL" && detail.contains("fetch.log")
+        }
+    }
+
     @Test func missingToolsListTheDebianPackages() throws {
         let sources = try FakeSources()
         var options = sources.options([.ovmf])
