@@ -106,7 +106,7 @@ import Testing
         let checks = report.compare(
             with: ReportExpectation(measurement: report.measurement, policy: report.policy, hostData: report.hostData))
         #expect(checks.count == 3)
-        #expect(checks.allSatisfy(\.matches))
+        #expect(checks.allSatisfy { $0.matches })
         #expect(report.compare(with: ReportExpectation()).isEmpty)
     }
 
