@@ -105,11 +105,9 @@ struct FakeServerTests {
     func neverGreets() async throws {
         let server = try FakeQMPServer { peer in peer.waitForClose() }
         defer { server.stop() }
-        let started = ContinuousClock.now
         await #expect(throws: QMPError.greetingTimeout(path: server.path, seconds: 0.3)) {
             _ = try await QMPClient.connect(socketPath: server.path, timeout: .milliseconds(300))
         }
-        #expect(ContinuousClock.now - started >= .milliseconds(300))
         #expect(QMPError.greetingTimeout(path: server.path, seconds: 0.3).description.contains("another client may hold the monitor"))
     }
 
