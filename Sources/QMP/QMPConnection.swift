@@ -57,7 +57,7 @@ final class QMPConnection: @unchecked Sendable {
 
     func start() {
         timer.setEventHandler { [weak self] in self?.checkDeadlines() }
-        schedule(at: state.withLock { $0.armed })
+        state.withLock { schedule(at: $0.armed) }
         timer.activate()
         let thread = Thread { [self] in readLoop() }
         thread.name = "qmp-reader"
@@ -106,19 +106,24 @@ final class QMPConnection: @unchecked Sendable {
 
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<JSONDocument, any Error>) in
-                let (failure, rearm) = state.withLock { state -> (QMPError?, Bool) in
-                    if let failure = state.failure { return (failure, false) }
+                let failure = state.withLock { state -> QMPError? in
+                    if let failure = state.failure { return failure }
                     state.pending[id] = Pending(command: command, continuation: continuation, deadline: deadline, seconds: seconds)
-                    guard deadline < state.armed else { return (nil, false) }
-                    state.armed = deadline
-                    return (nil, true)
+                    if deadline < state.armed {
+                        // Rare (deadlines grow): re-armed under the lock so the timer cannot overwrite it.
+                        state.armed = deadline
+                        schedule(at: deadline)
+                    }
+                    return nil
                 }
                 if let failure {
                     continuation.resume(throwing: failure)
                     return
                 }
-                if rearm { schedule(at: deadline) }
                 if let error = write(UnsafeRawPointer(text), length) {
+                    // A failed or partial write leaves the stream unusable: end the connection with this verdict.
+                    state.withLock { state in if state.failure == nil { state.failure = error } }
+                    shutdownSocket()
                     complete(id: id, with: .failure(error))
                 }
             }
@@ -165,8 +170,8 @@ final class QMPConnection: @unchecked Sendable {
         let now = monotonicNanoseconds()
         var expired: [Pending] = []
         var greetingTimeout: (QMPError, CheckedContinuation<QMPGreeting, any Error>?)?
-        let next: UInt64 = state.withLock { state in
-            if state.failure != nil { return .max }
+        state.withLock { state in
+            if state.failure != nil { return }
             var earliest = UInt64.max
             for (id, pending) in state.pending {
                 if pending.deadline <= now {
@@ -182,12 +187,12 @@ final class QMPConnection: @unchecked Sendable {
                     state.failure = error
                     greetingTimeout = (error, state.greetingWaiter)
                     state.greetingWaiter = nil
-                    return .max
+                    return
                 }
                 earliest = min(earliest, state.greetingDeadline)
             }
             state.armed = earliest
-            return earliest
+            schedule(at: earliest)
         }
         for pending in expired {
             pending.continuation.resume(throwing: QMPError.timeout(command: pending.command, seconds: pending.seconds))
@@ -195,9 +200,7 @@ final class QMPConnection: @unchecked Sendable {
         if let (error, waiter) = greetingTimeout {
             waiter?.resume(throwing: error)
             shutdownSocket()  // The reader then sees end of file and cleans up.
-            return
         }
-        schedule(at: next)
     }
 
     // MARK: the reader thread
