@@ -3,8 +3,9 @@
 # TCG) for sevvm's client, a minimal C client and the qemu.qmp Python library, plus decode
 # throughput of the query-qmp-schema reply (json-c path vs Foundation's JSONSerialization).
 #
-#   Benchmarks/qmp.sh            (QMP_BENCH_COUNT=N round trips per run, default 20000;
-#                                 QMP_BENCH_ROUNDS=R runs per client, best kept, default 3)
+#   Benchmarks/qmp.sh            (QMP_BENCH_COUNT=N round trips per run, default 20000, N/4 for
+#                                 the slower qemu.qmp; QMP_BENCH_ROUNDS=R interleaved runs per
+#                                 client, best kept, default 3: the machine is shared)
 # Targets: sevvm >= 0.9x the C client and >= 3x qemu.qmp.
 set -euo pipefail
 
@@ -55,8 +56,12 @@ echo "== $count sequential query-status round trips, best of $rounds runs (comma
 for round in $(seq 1 "$rounds"); do
     runs_c+=("$("$client" "$socket" bench "$count")")
     runs_sevvm+=("$("$bench" roundtrips "$socket" "$count")")
-    if [ -n "$python" ]; then runs_python+=("$("$python" Benchmarks/qmp/qmp_python.py "$socket" "$((count / 4))")"); fi
-    echo "   round $round: C ${runs_c[-1]}  sevvm ${runs_sevvm[-1]}  qemu.qmp ${runs_python[-1]:-skipped}"
+    last_python=skipped
+    if [ -n "$python" ]; then
+        last_python="$("$python" Benchmarks/qmp/qmp_python.py "$socket" "$((count / 4))")"
+        runs_python+=("$last_python")
+    fi
+    echo "   round $round: C ${runs_c[-1]}  sevvm ${runs_sevvm[-1]}  qemu.qmp $last_python"
 done
 results[c]=$(printf '%s\n' "${runs_c[@]}" | best)
 results[sevvm]=$(printf '%s\n' "${runs_sevvm[@]}" | best)
