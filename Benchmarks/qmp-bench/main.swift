@@ -1,7 +1,6 @@
 // qmp-bench: in-process timings for Benchmarks/qmp.sh (QMP round trips; schema decode, json-c vs Foundation).
 //
 //   qmp-bench roundtrips SOCKET N   N sequential query-status on one connection; prints commands/s
-//   qmp-bench roundtrips-reader SOCKET N   the same, the loop preferring the client's reader executor
 //   qmp-bench decode FILE N         decodes FILE (a raw query-qmp-schema reply) N times each way;
 //                                   prints "jsonc MB/s", "jsonc+convert MB/s", "foundation MB/s"
 import Foundation
@@ -16,17 +15,9 @@ func seconds(_ duration: Duration) -> Double {
     Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
 }
 
-func roundtrips(socket: String, count: Int, onReader: Bool) async throws {
+func roundtrips(socket: String, count: Int) async throws {
     let client = try await QMPClient.connect(socketPath: socket)
     defer { client.close() }
-    if onReader {
-        try await withTaskExecutorPreference(client.readerExecutor) { try await timeRoundtrips(client, count: count) }
-    } else {
-        try await timeRoundtrips(client, count: count)
-    }
-}
-
-func timeRoundtrips(_ client: QMPClient, count: Int) async throws {
     for _ in 0..<200 { _ = try await client.execute("query-status") }
     let clock = ContinuousClock()
     let start = clock.now
@@ -110,12 +101,11 @@ func micro(iterations: Int) throws {
 
 let arguments = CommandLine.arguments
 guard arguments.count == 4, let count = Int(arguments[3]), count > 0 else {
-    fail("usage: qmp-bench roundtrips|roundtrips-reader SOCKET N | qmp-bench decode FILE N")
+    fail("usage: qmp-bench roundtrips SOCKET N | qmp-bench decode FILE N")
 }
 do {
     switch arguments[1] {
-    case "roundtrips": try await roundtrips(socket: arguments[2], count: count, onReader: false)
-    case "roundtrips-reader": try await roundtrips(socket: arguments[2], count: count, onReader: true)
+    case "roundtrips": try await roundtrips(socket: arguments[2], count: count)
     case "decode": try decode(file: arguments[2], iterations: count)
     case "micro": try micro(iterations: count)
     default: fail("unknown mode \(arguments[1])")

@@ -8,7 +8,7 @@ import Synchronization
 #endif
 
 /// A connected QMP session. Commands may be issued concurrently from any task; each gets a unique
-/// id and its reply is matched by that id. A dedicated reader thread blocks in poll(2)/read(2),
+/// id and its reply is matched by that id. A dedicated reader thread blocks in read(2),
 /// decodes with json-c and resumes the waiting task directly, so a round trip costs one write, one
 /// read and one continuation resume. Events are buffered from the moment of connection.
 public final class QMPClient: Sendable {
@@ -67,13 +67,6 @@ public final class QMPClient: Sendable {
     public func executeRaw(_ command: String, arguments: JSONValue? = nil, timeout: Duration? = nil) async throws -> JSONDocument {
         try await connection.send(command, arguments: arguments, timeout: timeout ?? limit(for: command))
     }
-
-    /// The connection's reader thread as a task executor. A task that runs many commands back to
-    /// back can prefer it, `withTaskExecutorPreference(client.readerExecutor) { ... }`, and is then
-    /// resumed on the thread that decoded its reply: a round trip wakes one thread instead of two.
-    /// Code running there delays reading, so it must not block. Falls back to the global executor
-    /// once the connection ends.
-    public var readerExecutor: any TaskExecutor { connection.executor }
 
     private func limit(for command: String) -> Duration {
         if let known = timeoutCache.withLock({ $0[command] }) { return known }

@@ -21,8 +21,6 @@ final class QMPConnection: @unchecked Sendable {
     private let writer = Mutex(WriterState())
     private let nextID = Atomic<Int64>(0)
     private let timer: any DispatchSourceTimer
-    /// Runs the jobs of tasks that prefer the reader thread (QMPClient.readerExecutor).
-    let executor = QMPReaderExecutor()
 
     private struct Pending {
         var command: String
@@ -59,7 +57,7 @@ final class QMPConnection: @unchecked Sendable {
 
     func start() {
         timer.setEventHandler { [weak self] in self?.checkDeadlines() }
-        schedule(at: state.withLock { $0.armed })
+        state.withLock { schedule(at: $0.armed) }
         timer.activate()
         let thread = Thread { [self] in readLoop() }
         thread.name = "qmp-reader"
@@ -108,19 +106,24 @@ final class QMPConnection: @unchecked Sendable {
 
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<JSONDocument, any Error>) in
-                let (failure, rearm) = state.withLock { state -> (QMPError?, Bool) in
-                    if let failure = state.failure { return (failure, false) }
+                let failure = state.withLock { state -> QMPError? in
+                    if let failure = state.failure { return failure }
                     state.pending[id] = Pending(command: command, continuation: continuation, deadline: deadline, seconds: seconds)
-                    guard deadline < state.armed else { return (nil, false) }
-                    state.armed = deadline
-                    return (nil, true)
+                    if deadline < state.armed {
+                        // Rare (deadlines grow): re-armed under the lock so the timer cannot overwrite it.
+                        state.armed = deadline
+                        schedule(at: deadline)
+                    }
+                    return nil
                 }
                 if let failure {
                     continuation.resume(throwing: failure)
                     return
                 }
-                if rearm { schedule(at: deadline) }
                 if let error = write(UnsafeRawPointer(text), length) {
+                    // A failed or partial write leaves the stream unusable: end the connection with this verdict.
+                    state.withLock { state in if state.failure == nil { state.failure = error } }
+                    shutdownSocket()
                     complete(id: id, with: .failure(error))
                 }
             }
@@ -167,8 +170,8 @@ final class QMPConnection: @unchecked Sendable {
         let now = monotonicNanoseconds()
         var expired: [Pending] = []
         var greetingTimeout: (QMPError, CheckedContinuation<QMPGreeting, any Error>?)?
-        let next: UInt64 = state.withLock { state in
-            if state.failure != nil { return .max }
+        state.withLock { state in
+            if state.failure != nil { return }
             var earliest = UInt64.max
             for (id, pending) in state.pending {
                 if pending.deadline <= now {
@@ -184,12 +187,12 @@ final class QMPConnection: @unchecked Sendable {
                     state.failure = error
                     greetingTimeout = (error, state.greetingWaiter)
                     state.greetingWaiter = nil
-                    return .max
+                    return
                 }
                 earliest = min(earliest, state.greetingDeadline)
             }
             state.armed = earliest
-            return earliest
+            schedule(at: earliest)
         }
         for pending in expired {
             pending.continuation.resume(throwing: QMPError.timeout(command: pending.command, seconds: pending.seconds))
@@ -197,9 +200,7 @@ final class QMPConnection: @unchecked Sendable {
         if let (error, waiter) = greetingTimeout {
             waiter?.resume(throwing: error)
             shutdownSocket()  // The reader then sees end of file and cleans up.
-            return
         }
-        schedule(at: next)
     }
 
     // MARK: the reader thread
@@ -213,9 +214,7 @@ final class QMPConnection: @unchecked Sendable {
         var firstBytes: [UInt8] = []
 
         while true {
-            executor.runJobs()
             let count = Glibc.read(fd, buffer.baseAddress, capacity)
-            executor.markAwake()
             if count < 0 {
                 let code = errno
                 if code == EINTR { continue }
@@ -323,62 +322,8 @@ final class QMPConnection: @unchecked Sendable {
             _ = shutdown(fd, Int32(SHUT_RDWR))
             _ = Glibc.close(fd)
         }
-        executor.stop()
         for item in pending { item.continuation.resume(throwing: verdict) }
         waiter?.resume(throwing: verdict)
         eventSink.finish()
-    }
-}
-
-/// A task executor backed by a connection's reader thread. A task that prefers it is resumed right
-/// where its reply was decoded, so a round trip wakes one thread (the reader, by QEMU's reply)
-/// instead of two (the reader, then a worker of the global pool). Jobs run between reads and must
-/// not block. A job enqueued while the reader sleeps in read(2), or after the connection ended,
-/// goes to the global concurrent executor instead (a preference, never a wait).
-final class QMPReaderExecutor: TaskExecutor, @unchecked Sendable {
-    private struct Queue {
-        var jobs: [UnownedJob] = []
-        /// True while the reader thread is out of read(2): it runs queued jobs before reading again.
-        var awake = true
-        var stopped = false
-    }
-
-    private let queue = Mutex(Queue())
-
-    func enqueue(_ job: consuming ExecutorJob) {
-        let unowned = UnownedJob(job)
-        let queued = queue.withLock { queue -> Bool in
-            guard queue.awake && !queue.stopped else { return false }
-            queue.jobs.append(unowned)
-            return true
-        }
-        if !queued { globalConcurrentExecutor.enqueue(ExecutorJob(unowned)) }
-    }
-
-    /// Called by the reader thread when read(2) returns.
-    func markAwake() { queue.withLock { $0.awake = true } }
-
-    /// Runs queued jobs (and the jobs they queue) until none is left; the reader then reads again.
-    func runJobs() {
-        var batch: [UnownedJob] = []
-        while true {
-            queue.withLock { queue in
-                swap(&batch, &queue.jobs)
-                if batch.isEmpty { queue.awake = false }
-            }
-            if batch.isEmpty { return }
-            for job in batch { job.runSynchronously(on: asUnownedTaskExecutor()) }
-            batch.removeAll(keepingCapacity: true)
-        }
-    }
-
-    /// The reader thread is ending: queued and future jobs go to the global executor.
-    func stop() {
-        let leftovers = queue.withLock { queue in
-            queue.stopped = true
-            defer { queue.jobs = [] }
-            return queue.jobs
-        }
-        for job in leftovers { globalConcurrentExecutor.enqueue(ExecutorJob(job)) }
     }
 }
