@@ -93,7 +93,6 @@ struct CapsCommand: AsyncParsableCommand {
             }
         }
 
-        let ready = mode.map { report.verdict(for: $0.guestMode)?.ready == true } ?? (report.bestReadyMode != nil)
-        if !ready { throw ExitCode(ExitCodes.hostNotReady) }
+        if !report.isReady(for: mode?.guestMode) { throw ExitCode(ExitCodes.hostNotReady) }
     }
 }
