@@ -51,7 +51,13 @@ struct RealQEMUTests {
             #expect(errorClass == "GenericError")
             #expect(description.contains("no-such-property"))
         }
-        // The session survives the error.
+        await #expect(
+            throws: QMPError.commandFailed(
+                command: "query-status", errorClass: "GenericError", description: "Parameter 'bogus' is unexpected")
+        ) {
+            try await client.execute("query-status", arguments: ["bogus": 1])
+        }
+        // The session survives the errors.
         #expect(try await client.execute("query-status")["running"]?.bool == false)
     }
 
@@ -152,5 +158,23 @@ struct RealQEMUTests {
             _ = try await QMPClient.connect(socketPath: qemu.qmpPath, timeout: .milliseconds(500))
         }
         #expect(try await first.execute("query-status")["status"]?.string == "prelaunch")
+    }
+
+    @Test("tasks preferring the reader executor run commands back to back, and survive its end")
+    func readerExecutor() async throws {
+        let qemu = try TestQEMU()
+        defer { qemu.stop() }
+        let client = try await QMPClient.connect(socketPath: qemu.qmpPath)
+        defer { client.close() }
+        let statuses = try await withTaskExecutorPreference(client.readerExecutor) {
+            var statuses: Set<String> = []
+            for _ in 0..<300 { statuses.insert(try await client.execute("query-status")["status"]?.string ?? "?") }
+            _ = try await client.execute("quit")
+            // The reader thread is gone after QEMU closes: jobs fall back to the global executor.
+            while client.isConnected { try await Task.sleep(for: .milliseconds(10)) }
+            await #expect(throws: QMPError.self) { try await client.execute("query-status") }
+            return statuses
+        }
+        #expect(statuses == ["prelaunch"])
     }
 }
