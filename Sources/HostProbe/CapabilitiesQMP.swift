@@ -92,43 +92,29 @@ public struct ThrowawayQEMUCapabilities: SEVCapabilitiesSource {
     /// One QEMU answers everything caps asks of QEMU: its version (greeting), its SEV object
     /// properties (qom-list-properties) and query-sev-capabilities, so caps starts QEMU only once.
     private func ask(accel: String) async throws -> CapabilityQuery {
-        let folder = try privateFolder()
+        let folder = try ChildProcess.privateFolder()
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let socket = folder + "/qmp.sock"
         let argv = [
             qemuPath, "-machine", "none", "-accel", accel, "-S", "-nodefaults", "-no-user-config", "-display", "none",
             "-qmp", "unix:\(socket),server=on,wait=off",
         ]
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: qemuPath)
-        process.arguments = Array(argv.dropFirst())
-        let stderr = Pipe()
-        process.standardError = stderr
-        process.standardOutput = FileHandle.nullDevice
-        process.standardInput = FileHandle.nullDevice
-        do {
-            try process.run()
-        } catch {
-            throw HostProbeError.capabilityQEMUFailed(argv: argv, status: nil, stderr: "\(error)")
-        }
-        let pid = process.processIdentifier
+        let child = try ChildProcess.spawn(argv, outputPath: folder + "/qemu.log")
         // Always end the probe QEMU by its PID, whatever happened.
-        defer {
-            kill(pid, SIGKILL)
-            process.waitUntilExit()
-        }
+        defer { child.killAndReap() }
+        // The socket file appears at bind(), a moment before listen(): retry until QEMU accepts.
         let deadline = ContinuousClock.now + startTimeout
-        while !FileManager.default.fileExists(atPath: socket) {
-            if !process.isRunning {
-                let said = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-                throw HostProbeError.capabilityQEMUFailed(argv: argv, status: process.terminationStatus, stderr: said)
+        while true {
+            if let status = child.exitStatus() {
+                throw HostProbeError.capabilityQEMUFailed(argv: argv, status: status, stderr: child.output)
             }
             guard ContinuousClock.now < deadline else {
-                throw HostProbeError.capabilityQEMUFailed(argv: argv, status: nil, stderr: "")
+                throw HostProbeError.capabilityQEMUFailed(argv: argv, status: nil, stderr: child.output)
             }
+            if FileManager.default.fileExists(atPath: socket) { break }
             try await Task.sleep(for: .milliseconds(1))
         }
-        let client = try await QMPClient.connect(socketPath: socket, timeout: startTimeout)
+        let client = try await connect(socket, child: child, argv: argv, deadline: deadline)
         defer { client.close() }
         let version = client.greeting.version
         async let sev = objectProperties(client, "sev-guest")
@@ -147,13 +133,18 @@ public struct ThrowawayQEMUCapabilities: SEVCapabilitiesSource {
         return elements.compactMap { $0["name"]?.string }.filter { $0 != "type" }.sorted()
     }
 
-    /// A 0700 folder for the socket, unique per run.
-    private func privateFolder() throws -> String {
-        var template = Array((NSTemporaryDirectory() + "/sevvm-caps-XXXXXX").utf8CString)
-        let made = template.withUnsafeMutableBufferPointer { buffer in buffer.baseAddress.flatMap { mkdtemp($0) } }
-        guard made != nil else {
-            throw HostProbeError.unreadable(path: NSTemporaryDirectory(), operation: "create a folder in", errno: errno)
+    private func connect(_ socket: String, child: ChildProcess, argv: [String], deadline: ContinuousClock.Instant) async throws -> QMPClient
+    {
+        while true {
+            do {
+                return try await QMPClient.connect(socketPath: socket, timeout: startTimeout)
+            } catch QMPError.connectionRefused, QMPError.socketNotFound {
+                if let status = child.exitStatus() {
+                    throw HostProbeError.capabilityQEMUFailed(argv: argv, status: status, stderr: child.output)
+                }
+                guard ContinuousClock.now < deadline else { throw QMPError.connectionRefused(path: socket) }
+                try await Task.sleep(for: .milliseconds(1))
+            }
         }
-        return String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }

@@ -76,6 +76,12 @@ public struct HostReport: Sendable, Codable {
 
     public func verdict(for mode: GuestMode) -> ModeVerdict? { verdicts.first { $0.mode == mode } }
 
+    /// What `sevvm caps` exits 0 for: `mode` is ready, or (no mode asked) any encrypted mode is.
+    public func isReady(for mode: GuestMode?) -> Bool {
+        guard let mode else { return bestReadyMode != nil }
+        return verdict(for: mode)?.ready == true
+    }
+
     public func check(_ name: String) -> HostCheck? { checks.first { $0.name == name } }
 
     /// How deep a check sits under ancestors of its own category (0 for roots), for indentation.
