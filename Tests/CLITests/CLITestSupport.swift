@@ -84,12 +84,13 @@ final class TestWorkspace: @unchecked Sendable {
     }
 
     /// Writes vms/NAME.json (schema 1) for the tiny guest: direct kernel boot, 256 MiB, one vCPU.
-    func createTiny(_ name: String, mode: String = "none") throws {
+    func createTiny(_ name: String, mode: String = "none", extra: [String: Any] = [:]) throws {
         let guest = CLIEnvironment.tinyGuest
-        let definition: [String: Any] = [
+        var definition: [String: Any] = [
             "schemaVersion": 1, "name": name, "mode": mode, "memory": "256M", "vcpus": 1,
             "directBoot": ["kernel": guest?.kernel ?? "/missing", "initrd": guest?.initrd ?? "/missing", "append": "console=ttyS0"],
         ]
+        definition.merge(extra) { _, new in new }
         try FileManager.default.createDirectory(atPath: root + "/vms", withIntermediateDirectories: true)
         let data = try JSONSerialization.data(withJSONObject: definition, options: [.prettyPrinted, .sortedKeys])
         try data.write(to: URL(fileURLWithPath: root + "/vms/\(name).json"))

@@ -135,7 +135,8 @@ struct SNPStartRefusalTests {
     /// This host's KVM has no SNP: QEMU's own check fails, sevvm explains it and leaves nothing behind.
     @Test func snpStartFailsWithTheTranslatedKVMError() throws {
         let workspace = try TestWorkspace()
-        try workspace.createTiny("snp", mode: "snp")
+        // This host reports no C-bit position (no SEV): give Genoa's, as a user of such a host would.
+        try workspace.createTiny("snp", mode: "snp", extra: ["cbitpos": 51, "reducedPhysBits": 1])
         let result = try workspace.sevvm("start", "snp", "--snp", "--accel", "kvm")
         #expect(result.status == 1)
         #expect(result.stderrText.contains("vm-type SEV-SNP not supported by KVM"), "\(result.stderrText)")

@@ -18,12 +18,12 @@ import Testing
         let folder = try TemporaryFolder()
         let log = folder.path + "/console.log"
         try """
-            [    0.000000] Linux version 6.11.0-snp-guest
-            [    0.301000] Memory Encryption Features active: SEV SEV-ES SEV-SNP\r
-            [    0.302000] SEV: Status: SEV SEV-ES SEV-SNP
-            sevvm-tiny-guest: dmesg: [    0.301000] Memory Encryption Features active: SEV SEV-ES SEV-SNP
-            sevvm-tiny-guest: ready
-            """.write(toFile: log, atomically: true, encoding: .utf8)
+        [    0.000000] Linux version 6.11.0-snp-guest
+        [    0.301000] Memory Encryption Features active: SEV SEV-ES SEV-SNP\r
+        [    0.302000] SEV: Status: SEV SEV-ES SEV-SNP
+        sevvm-tiny-guest: dmesg: [    0.301000] Memory Encryption Features active: SEV SEV-ES SEV-SNP
+        sevvm-tiny-guest: ready
+        """.write(toFile: log, atomically: true, encoding: .utf8)
         let report = VMStatus.guestReport(consoleLog: log)
         #expect(report == ["Memory Encryption Features active: SEV SEV-ES SEV-SNP", "SEV: Status: SEV SEV-ES SEV-SNP"])
         #expect(VMStatus.guestReport(consoleLog: folder.path + "/missing.log").isEmpty)
