@@ -98,6 +98,11 @@ final class TestWorkspace: @unchecked Sendable {
 
     func runtimeFolder(_ name: String) -> String { root + "/run/" + name }
 
+    /// Starts sevvm in the background with an open (silent) stdin, collecting its output.
+    func background(_ arguments: [String]) throws -> BackgroundCommand {
+        try BackgroundCommand(argv: [CLIEnvironment.sevvm ?? "sevvm"] + arguments, environment: ["SEVVM_WORKSPACE": root, "NO_COLOR": "1"])
+    }
+
     func statusJSON(_ name: String) throws -> [String: Any] {
         let result = try sevvm("status", name, "--json")
         guard let object = try JSONSerialization.jsonObject(with: result.standardOutput) as? [String: Any] else {
@@ -166,5 +171,35 @@ enum ProcessList {
     static func killAndWait(_ pid: pid_t) {
         kill(pid, SIGKILL)
         for _ in 0..<300 where !isGone(pid) { usleep(10_000) }
+    }
+}
+
+/// A sevvm command left running (console, events -f) while the test does something else.
+final class BackgroundCommand: @unchecked Sendable {
+    private let process = Process()
+    private let input = Pipe()
+    private let output = Pipe()
+
+    init(argv: [String], environment: [String: String]) throws {
+        process.executableURL = URL(fileURLWithPath: argv[0])
+        process.arguments = Array(argv.dropFirst())
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+    }
+
+    /// Waits up to `seconds` for the command to end by itself (killing it after that), and returns its output.
+    func finish(within seconds: Double) -> String {
+        let deadline = Date().addingTimeInterval(seconds)
+        while process.isRunning, Date() < deadline { usleep(50_000) }
+        terminate()
+        process.waitUntilExit()
+        return String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    }
+
+    func terminate() {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
     }
 }

@@ -40,6 +40,15 @@ struct LifecycleEndToEndTests {
         let events = try workspace.sevvm("events", "tiny", "--json").stdoutText
         #expect(events.contains("\"STOP\"") && events.contains("\"RESUME\""))
 
+        // An attached console and an event follower see the shutdown live, and end with the VM.
+        let console = try workspace.background(["console", "tiny"])
+        let follower = try workspace.background(["events", "tiny", "-f"])
+        defer {
+            console.terminate()
+            follower.terminate()
+        }
+        usleep(500_000)  // let both attach before the power button is pressed
+
         // Graceful stop: the guest's init sees the power button and powers off.
         let stopped = try workspace.sevvm("stop", "tiny", "--timeout", "60")
         #expect(stopped.succeeded, "stop failed: \(stopped.stderrText)")
@@ -49,6 +58,9 @@ struct LifecycleEndToEndTests {
         #expect(workspace.waitFor("power button pressed", in: run + "/console.log", timeout: 1))
         #expect(workspace.recorderPIDs().isEmpty)
         #expect(!FileManager.default.fileExists(atPath: run + "/qmp.sock"))
+        #expect(console.finish(within: 10).contains("power button pressed"), "the console session missed the guest's output")
+        let followed = follower.finish(within: 10)
+        #expect(followed.contains("POWERDOWN") && followed.contains("SHUTDOWN"), "events -f printed: \(followed)")
 
         // Start again, then SIGKILL QEMU behind sevvm's back: crashed, stale files cleaned, recoverable.
         try #require(try workspace.sevvm("start", "tiny", "--accel", "tcg").succeeded)

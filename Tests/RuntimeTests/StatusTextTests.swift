@@ -88,3 +88,17 @@ import Testing
         return try #require(attributes[.posixPermissions] as? Int)
     }
 }
+
+@Suite struct ResetRefusalTests {
+    @Test(arguments: [GuestMode.snp, .sevES])
+    func encryptedStateGuestsAreNeverReset(mode: GuestMode) async throws {
+        let workspace = try TemporaryFolder()
+        let runtime = VMRuntime(workspace: Workspace(root: workspace.path), name: "secret")
+        try runtime.folder.create()
+        let record = RuntimeRecord(
+            name: "secret", argv: [], qemuPath: "/usr/bin/qemu-system-x86_64", qemuVersion: "10.0.2", firmwarePath: nil,
+            mode: mode, accel: "kvm", startedAt: Date(), warnings: [])
+        try record.save(runtime.folder.stateFile)
+        await #expect(throws: RuntimeError.resetRefused(name: "secret", mode: mode.displayName)) { try await runtime.reset() }
+    }
+}
