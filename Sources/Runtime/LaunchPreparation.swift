@@ -1,5 +1,6 @@
 // Gathers what a start needs (definition, QEMU, firmware, host facts) and asks the LaunchPlanner for the plan.
 import Definitions
+import Foundation
 import HostProbe
 import Launch
 import Support
@@ -10,11 +11,13 @@ extension VMRuntime {
         public var mode: GuestMode?
         public var accel: String?
         public var qemuPath: String?
+        public var dryRun: Bool
 
-        public init(mode: GuestMode? = nil, accel: String? = nil, qemuPath: String? = nil) {
+        public init(mode: GuestMode? = nil, accel: String? = nil, qemuPath: String? = nil, dryRun: Bool = false) {
             self.mode = mode
             self.accel = accel
             self.qemuPath = qemuPath
+            self.dryRun = dryRun
         }
     }
 
@@ -23,15 +26,26 @@ extension VMRuntime {
         let definition = try DefinitionStore(workspace: workspace).load(name)
         let mode = request.mode ?? definition.mode
         let qemu = try QEMUDiscovery.find(workspace: workspace, explicitPath: request.qemuPath)
-        // An unencrypted guest can boot without OVMF (QEMU's default BIOS); encrypted ones cannot.
         let firmware: FirmwareChoice?
-        do {
-            firmware = try FirmwareDiscovery.find(for: mode, workspace: workspace, explicitPath: definition.firmware.explicitPath)
-        } catch where mode == .none && definition.firmware.explicitPath == nil {
+        if mode == .none, definition.directBoot != nil, definition.firmware.explicitPath == nil {
+            // An unencrypted guest booting its kernel directly needs no UEFI: QEMU's default BIOS
+            // loads the kernel itself, seconds faster than OVMF under TCG.
             firmware = nil
+        } else {
+            firmware = try FirmwareDiscovery.find(for: mode, workspace: workspace, explicitPath: definition.firmware.explicitPath)
         }
         return try LaunchPlanner.plan(
             for: definition, mode: request.mode, accel: request.accel, host: HostProber.probeSEVHostFacts(),
-            qemu: qemu, firmware: firmware, workspace: workspace)
+            qemu: qemu, firmware: firmware, workspace: workspace, purpose: request.dryRun ? .dryRun : .launch)
+    }
+
+    /// Split firmware boots with the VM's own copy of the OVMF vars: made from the template on first use.
+    func ensureVarsCopy(_ plan: LaunchPlan) throws {
+        guard let copy = plan.varsCopy, !FileManager.default.fileExists(atPath: copy) else { return }
+        guard let template = plan.firmware?.vars, let data = FileManager.default.contents(atPath: template) else {
+            throw RuntimeError.io(path: plan.firmware?.vars ?? copy, operation: "read the OVMF vars template", errno: ENOENT)
+        }
+        try AtomicFile.makeDirectory((copy as NSString).deletingLastPathComponent, permissions: 0o755)
+        try AtomicFile.write(data, to: copy, permissions: 0o600)
     }
 }

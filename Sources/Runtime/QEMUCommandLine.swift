@@ -28,28 +28,9 @@ public enum QEMUCommandLine {
         [plan.qemu.path] + plan.arguments + plumbing(name: name, folder: folder)
     }
 
-    /// The argv as a shell command, one option (with its value) per line, each word quoted when needed,
-    /// so it can be pasted into a shell started in `workingDirectory`.
+    /// The argv as a shell command, one option (with its value) per line, quoted where needed, to be
+    /// pasted into a shell: it changes into the runtime folder first (the sockets are relative to it).
     public static func render(_ argv: [String], workingDirectory: String) -> String {
-        var lines: [String] = []
-        var index = 1
-        while index < argv.count {
-            var line = shellQuote(argv[index])
-            if argv[index].hasPrefix("-"), index + 1 < argv.count, !argv[index + 1].hasPrefix("-") {
-                line += " " + shellQuote(argv[index + 1])
-                index += 1
-            }
-            lines.append(line)
-            index += 1
-        }
-        let head = "cd \(shellQuote(workingDirectory)) && \(shellQuote(argv.first ?? "qemu-system-x86_64"))"
-        return ([head] + lines.map { "    " + $0 }).joined(separator: " \\\n")
-    }
-
-    /// Quotes a word for POSIX shells only when it holds characters the shell would interpret.
-    public static func shellQuote(_ word: String) -> String {
-        let safe = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=,:+@%")
-        if !word.isEmpty, word.unicodeScalars.allSatisfy({ safe.contains($0) }) { return word }
-        return "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
+        "cd \(LaunchPlan.shellQuote(workingDirectory)) && \\\n" + LaunchPlan.shellCommand(argv)
     }
 }

@@ -37,6 +37,7 @@ public struct VMRuntime: Sendable {
         if let pid = ProcessControl.liveQEMU(pidfile: folder.pidfile, name: name) {
             throw RuntimeError.alreadyRunning(name: name, pid: pid)
         }
+        try ensureVarsCopy(plan)
         try folder.prepareForStart()
         let argv = QEMUCommandLine.argv(plan: plan, name: name, folder: folder)
         var record = RuntimeRecord(

@@ -90,7 +90,9 @@ public struct VMStatus: Codable, Sendable {
         if let firmware { lines.append("  firmware: \(firmware)") }
         if let sev {
             if sev.enabled {
-                let parts = [sev.type, sev.state.map { "state \($0)" }, sev.policy.map { "policy \($0)" }, sev.apiVersion.map { "API \($0)" }]
+                let parts = [
+                    sev.type, sev.state.map { "state \($0)" }, sev.policy.map { "policy \($0)" }, sev.apiVersion.map { "API \($0)" },
+                ]
                 lines.append("  SEV (query-sev): " + parts.compactMap { $0 }.joined(separator: ", "))
             } else {
                 lines.append("  SEV (query-sev): not enabled")

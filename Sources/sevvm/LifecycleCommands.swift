@@ -95,7 +95,7 @@ struct StartCommand: AsyncParsableCommand {
     func run() async throws {
         let runtime = VMRuntime(workspace: workspace.resolved, name: vm.name)
         try await runLifecycle {
-            let plan = try runtime.plan(.init(mode: mode?.mode, accel: accel, qemuPath: qemu))
+            let plan = try runtime.plan(.init(mode: mode?.mode, accel: accel, qemuPath: qemu, dryRun: dryRun))
             if dryRun {
                 for warning in plan.warnings { printError("warning: \(warning)") }
                 let argv = QEMUCommandLine.argv(plan: plan, name: vm.name, folder: runtime.folder)
@@ -104,7 +104,9 @@ struct StartCommand: AsyncParsableCommand {
             }
             for warning in plan.warnings { printError("warning: \(warning)") }
             let record = try await runtime.start(plan: plan, recorderExecutable: Self.selfExecutable())
-            print("\(vm.name) started (QEMU \(record.qemuVersion), pid \(record.pid.map(String.init) ?? "?"), \(plan.mode.displayName), \(plan.accel))")
+            print(
+                "\(vm.name) started (QEMU \(record.qemuVersion), pid \(record.pid.map(String.init) ?? "?"), \(plan.mode.displayName), \(plan.accel))"
+            )
             if console { try ConsoleSession.attach(runtime) }
         }
     }

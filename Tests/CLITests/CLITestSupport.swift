@@ -84,18 +84,24 @@ final class TestWorkspace: @unchecked Sendable {
     }
 
     /// Writes vms/NAME.json (schema 1) for the tiny guest: direct kernel boot, 256 MiB, one vCPU.
-    func createTiny(_ name: String, mode: String = "none") throws {
+    func createTiny(_ name: String, mode: String = "none", extra: [String: Any] = [:]) throws {
         let guest = CLIEnvironment.tinyGuest
-        let definition: [String: Any] = [
+        var definition: [String: Any] = [
             "schemaVersion": 1, "name": name, "mode": mode, "memory": "256M", "vcpus": 1,
             "directBoot": ["kernel": guest?.kernel ?? "/missing", "initrd": guest?.initrd ?? "/missing", "append": "console=ttyS0"],
         ]
+        definition.merge(extra) { _, new in new }
         try FileManager.default.createDirectory(atPath: root + "/vms", withIntermediateDirectories: true)
         let data = try JSONSerialization.data(withJSONObject: definition, options: [.prettyPrinted, .sortedKeys])
         try data.write(to: URL(fileURLWithPath: root + "/vms/\(name).json"))
     }
 
     func runtimeFolder(_ name: String) -> String { root + "/run/" + name }
+
+    /// Starts sevvm in the background with an open (silent) stdin, collecting its output.
+    func background(_ arguments: [String]) throws -> BackgroundCommand {
+        try BackgroundCommand(argv: [CLIEnvironment.sevvm ?? "sevvm"] + arguments, environment: ["SEVVM_WORKSPACE": root, "NO_COLOR": "1"])
+    }
 
     func statusJSON(_ name: String) throws -> [String: Any] {
         let result = try sevvm("status", name, "--json")
@@ -165,5 +171,35 @@ enum ProcessList {
     static func killAndWait(_ pid: pid_t) {
         kill(pid, SIGKILL)
         for _ in 0..<300 where !isGone(pid) { usleep(10_000) }
+    }
+}
+
+/// A sevvm command left running (console, events -f) while the test does something else.
+final class BackgroundCommand: @unchecked Sendable {
+    private let process = Process()
+    private let input = Pipe()
+    private let output = Pipe()
+
+    init(argv: [String], environment: [String: String]) throws {
+        process.executableURL = URL(fileURLWithPath: argv[0])
+        process.arguments = Array(argv.dropFirst())
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+    }
+
+    /// Waits up to `seconds` for the command to end by itself (killing it after that), and returns its output.
+    func finish(within seconds: Double) -> String {
+        let deadline = Date().addingTimeInterval(seconds)
+        while process.isRunning, Date() < deadline { usleep(50_000) }
+        terminate()
+        process.waitUntilExit()
+        return String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    }
+
+    func terminate() {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
     }
 }

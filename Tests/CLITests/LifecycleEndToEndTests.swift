@@ -40,6 +40,15 @@ struct LifecycleEndToEndTests {
         let events = try workspace.sevvm("events", "tiny", "--json").stdoutText
         #expect(events.contains("\"STOP\"") && events.contains("\"RESUME\""))
 
+        // An attached console and an event follower see the shutdown live, and end with the VM.
+        let console = try workspace.background(["console", "tiny"])
+        let follower = try workspace.background(["events", "tiny", "-f"])
+        defer {
+            console.terminate()
+            follower.terminate()
+        }
+        usleep(500_000)  // let both attach before the power button is pressed
+
         // Graceful stop: the guest's init sees the power button and powers off.
         let stopped = try workspace.sevvm("stop", "tiny", "--timeout", "60")
         #expect(stopped.succeeded, "stop failed: \(stopped.stderrText)")
@@ -49,6 +58,9 @@ struct LifecycleEndToEndTests {
         #expect(workspace.waitFor("power button pressed", in: run + "/console.log", timeout: 1))
         #expect(workspace.recorderPIDs().isEmpty)
         #expect(!FileManager.default.fileExists(atPath: run + "/qmp.sock"))
+        #expect(console.finish(within: 10).contains("power button pressed"), "the console session missed the guest's output")
+        let followed = follower.finish(within: 10)
+        #expect(followed.contains("POWERDOWN") && followed.contains("SHUTDOWN"), "events -f printed: \(followed)")
 
         // Start again, then SIGKILL QEMU behind sevvm's back: crashed, stale files cleaned, recoverable.
         try #require(try workspace.sevvm("start", "tiny", "--accel", "tcg").succeeded)
@@ -135,7 +147,8 @@ struct SNPStartRefusalTests {
     /// This host's KVM has no SNP: QEMU's own check fails, sevvm explains it and leaves nothing behind.
     @Test func snpStartFailsWithTheTranslatedKVMError() throws {
         let workspace = try TestWorkspace()
-        try workspace.createTiny("snp", mode: "snp")
+        // This host reports no C-bit position (no SEV): give Genoa's, as a user of such a host would.
+        try workspace.createTiny("snp", mode: "snp", extra: ["cbitpos": 51, "reducedPhysBits": 1])
         let result = try workspace.sevvm("start", "snp", "--snp", "--accel", "kvm")
         #expect(result.status == 1)
         #expect(result.stderrText.contains("vm-type SEV-SNP not supported by KVM"), "\(result.stderrText)")

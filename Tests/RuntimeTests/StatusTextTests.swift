@@ -18,12 +18,12 @@ import Testing
         let folder = try TemporaryFolder()
         let log = folder.path + "/console.log"
         try """
-            [    0.000000] Linux version 6.11.0-snp-guest
-            [    0.301000] Memory Encryption Features active: SEV SEV-ES SEV-SNP\r
-            [    0.302000] SEV: Status: SEV SEV-ES SEV-SNP
-            sevvm-tiny-guest: dmesg: [    0.301000] Memory Encryption Features active: SEV SEV-ES SEV-SNP
-            sevvm-tiny-guest: ready
-            """.write(toFile: log, atomically: true, encoding: .utf8)
+        [    0.000000] Linux version 6.11.0-snp-guest
+        [    0.301000] Memory Encryption Features active: SEV SEV-ES SEV-SNP\r
+        [    0.302000] SEV: Status: SEV SEV-ES SEV-SNP
+        sevvm-tiny-guest: dmesg: [    0.301000] Memory Encryption Features active: SEV SEV-ES SEV-SNP
+        sevvm-tiny-guest: ready
+        """.write(toFile: log, atomically: true, encoding: .utf8)
         let report = VMStatus.guestReport(consoleLog: log)
         #expect(report == ["Memory Encryption Features active: SEV SEV-ES SEV-SNP", "SEV: Status: SEV SEV-ES SEV-SNP"])
         #expect(VMStatus.guestReport(consoleLog: folder.path + "/missing.log").isEmpty)
@@ -86,5 +86,19 @@ import Testing
     private func mode(of path: String) throws -> Int {
         let attributes = try FileManager.default.attributesOfItem(atPath: path)
         return try #require(attributes[.posixPermissions] as? Int)
+    }
+}
+
+@Suite struct ResetRefusalTests {
+    @Test(arguments: [GuestMode.snp, .sevES])
+    func encryptedStateGuestsAreNeverReset(mode: GuestMode) async throws {
+        let workspace = try TemporaryFolder()
+        let runtime = VMRuntime(workspace: Workspace(root: workspace.path), name: "secret")
+        try runtime.folder.create()
+        let record = RuntimeRecord(
+            name: "secret", argv: [], qemuPath: "/usr/bin/qemu-system-x86_64", qemuVersion: "10.0.2", firmwarePath: nil,
+            mode: mode, accel: "kvm", startedAt: Date(), warnings: [])
+        try record.save(runtime.folder.stateFile)
+        await #expect(throws: RuntimeError.resetRefused(name: "secret", mode: mode.displayName)) { try await runtime.reset() }
     }
 }

@@ -14,7 +14,9 @@ final class TemporaryFolder: @unchecked Sendable {
         var template = Array((NSTemporaryDirectory() + "/\(prefix)-XXXXXX").utf8CString)
         let made = template.withUnsafeMutableBufferPointer { buffer in buffer.baseAddress.flatMap { mkdtemp($0) } }
         guard made != nil else { throw SupportError.io(path: NSTemporaryDirectory(), operation: "mkdtemp in", errno: errno) }
-        path = URL(fileURLWithPath: String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)).standardizedFileURL.path
+        path =
+            URL(fileURLWithPath: String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)).standardizedFileURL
+            .path
     }
 
     deinit { try? FileManager.default.removeItem(atPath: path) }
