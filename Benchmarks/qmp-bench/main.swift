@@ -28,16 +28,19 @@ func roundtrips(socket: String, count: Int) async throws {
     print(String(format: "%.0f", Double(count) / seconds(clock.now - start)))
 }
 
-/// Times `body` `iterations` times and returns the best MB/s (the least disturbed run).
-func throughput(bytes: Int, iterations: Int, _ body: () throws -> Void) rethrows -> Double {
+/// Times each body once per iteration, interleaved so that load on a shared machine hits all of
+/// them alike, and returns each one's best MB/s (its least disturbed run).
+func throughput(bytes: Int, iterations: Int, _ bodies: [() throws -> Void]) throws -> [Double] {
     let clock = ContinuousClock()
-    var best = Double.infinity
+    var best = [Double](repeating: .infinity, count: bodies.count)
     for _ in 0..<iterations {
-        let start = clock.now
-        try body()
-        best = min(best, seconds(clock.now - start))
+        for (index, body) in bodies.enumerated() {
+            let start = clock.now
+            try body()
+            best[index] = min(best[index], seconds(clock.now - start))
+        }
     }
-    return Double(bytes) / best / 1e6
+    return best.map { Double(bytes) / $0 / 1e6 }
 }
 
 func decode(file: String, iterations: Int) throws {
@@ -60,21 +63,23 @@ func decode(file: String, iterations: Int) throws {
     try decodeChunks { entries = $0["return"]?.count ?? 0 }
     guard entries > 100 else { fail("\(file) is not a query-qmp-schema reply") }
 
-    let jsonc = try throughput(bytes: bytes.count, iterations: iterations) {
-        try decodeChunks { document in entries = document["return"]?.count ?? 0 }
-    }
-    let converted = try throughput(bytes: bytes.count, iterations: iterations) {
-        try decodeChunks { document in
-            if case .object(let members) = document.value, case .array(let list)? = members["return"] { entries = list.count }
-        }
-    }
-    let foundation = try throughput(bytes: bytes.count, iterations: iterations) {
-        let object = try JSONSerialization.jsonObject(with: data)
-        entries = ((object as? [String: Any])?["return"] as? [Any])?.count ?? 0
-    }
+    let rates = try throughput(
+        bytes: bytes.count, iterations: iterations,
+        [
+            { try decodeChunks { document in entries = document["return"]?.count ?? 0 } },
+            {
+                try decodeChunks { document in
+                    if case .object(let members) = document.value, case .array(let list)? = members["return"] { entries = list.count }
+                }
+            },
+            {
+                let object = try JSONSerialization.jsonObject(with: data)
+                entries = ((object as? [String: Any])?["return"] as? [Any])?.count ?? 0
+            },
+        ])
     print(
         String(
-            format: "jsonc %.1f\njsonc+convert %.1f\nfoundation %.1f\nbytes %d\nentries %d", jsonc, converted, foundation, bytes.count,
+            format: "jsonc %.1f\njsonc+convert %.1f\nfoundation %.1f\nbytes %d\nentries %d", rates[0], rates[1], rates[2], bytes.count,
             entries))
 }
 
