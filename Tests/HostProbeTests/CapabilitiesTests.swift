@@ -15,15 +15,22 @@ import Testing
     /// What QEMU 10.0.2 answers on this machine (KVM present, no SEV), captured with socat.
     static var nonSEVError: [String: Any] { ["error": ["class": "GenericError", "desc": "SEV is not enabled in KVM"]] }
 
-    @Test func genoaReplyIsDecoded() async throws {
+    /// Asks the replay server, answering with the Genoa capture, through the product's QMP path.
+    private func replayedCapabilities() async throws -> (SEVCapabilities, commands: [String]) {
         let server = try ReplayQMPServer(replies: ["query-sev-capabilities": try ReplayQMPServer.capturedReply(Self.captured)])
         defer { server.stop() }
         let query = await SocketCapabilities(socketPath: server.socketPath).query()
         guard case .answered(let capabilities) = query.answer else {
-            Issue.record("expected capabilities, got \(query.answer)")
-            return
+            throw ReplayFailure(answer: query.answer)
         }
-        #expect(server.commands == ["qmp_capabilities", "query-sev-capabilities"])
+        return (capabilities, server.commands)
+    }
+
+    struct ReplayFailure: Error { var answer: CapabilityAnswer }
+
+    @Test func genoaReplyIsDecoded() async throws {
+        let (capabilities, commands) = try await replayedCapabilities()
+        #expect(commands == ["qmp_capabilities", "query-sev-capabilities"])
         #expect(capabilities.cbitpos == 51)
         #expect(capabilities.reducedPhysBits == 1)
         #expect(capabilities.pdhSize == 0x824)
@@ -39,13 +46,7 @@ import Testing
     }
 
     @Test func exportWritesTheDecodedBinaries() async throws {
-        let server = try ReplayQMPServer(replies: ["query-sev-capabilities": try ReplayQMPServer.capturedReply(Self.captured)])
-        defer { server.stop() }
-        let query = await SocketCapabilities(socketPath: server.socketPath).query()
-        guard case .answered(let capabilities) = query.answer else {
-            Issue.record("expected capabilities, got \(query.answer)")
-            return
-        }
+        let (capabilities, _) = try await replayedCapabilities()
         let folder = try TemporaryFolder("certs")
         let written = try capabilities.exportCertificates(to: folder.path + "/certs")
         #expect(written.map { ($0 as NSString).lastPathComponent } == ["pdh.cert", "cert_chain.cert"])

@@ -65,6 +65,8 @@ final class ReplayQMPServer: @unchecked Sendable {
         guard first else { return }
         shutdown(listener, Int32(SHUT_RDWR))
         close(listener)
+        // The serving thread keeps this object alive until it returns, so remove the socket folder now.
+        try? FileManager.default.removeItem(atPath: folder.path)
     }
 
     deinit { stop() }
