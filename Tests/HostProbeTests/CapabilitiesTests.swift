@@ -90,7 +90,9 @@ import Testing
 @Suite(.serialized) struct RealHostTests {
     static let qemu = ProcessRunner.which("qemu-system-x86_64")
 
-    /// Children of this test process whose command is QEMU (the probe QEMU must never outlive caps).
+    /// Children of this test process that are caps' throw-away QEMU (the probe QEMU must never
+    /// outlive caps). Other suites run their own QEMUs in parallel, so only a QEMU whose command
+    /// line names caps' private `sevvm-caps-` folder counts.
     static func qemuChildren() -> [String] {
         let me = getpid()
         return ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { pid -> String? in
@@ -99,6 +101,8 @@ import Testing
             else { return nil }
             let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
             guard fields.count > 1, Int32(fields[1]) == me, stat.contains("(qemu-system") else { return nil }
+            let commandLine = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))) ?? Data()
+            guard String(decoding: commandLine, as: UTF8.self).contains("sevvm-caps-") else { return nil }
             return pid
         }
     }
