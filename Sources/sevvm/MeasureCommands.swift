@@ -93,7 +93,7 @@ struct MeasureCommand: AsyncParsableCommand {
         guard ["hex", "base64", "json"].contains(format) else {
             throw ValidationError("--output-format must be hex, base64 or json (got '\(outputFormat)')")
         }
-        do {
+        try reportingDomainErrors {
             if mode == "snp:ovmf-hash" {
                 guard let ovmf else { throw ValidationError("--mode snp:ovmf-hash needs --ovmf PATH") }
                 let digest = try LaunchDigest.snpOVMFHash(try OVMFImage(path: ovmf))
@@ -103,14 +103,6 @@ struct MeasureCommand: AsyncParsableCommand {
             let input = try measurementInput()
             let digest = try LaunchDigest.compute(input)
             print(render(digest, mode: input.mode, format: format, input: input))
-        } catch let error as MeasureError {
-            throw fail(error.description)
-        } catch let error as FirmwareError {
-            throw fail(error.description)
-        } catch let error as DefinitionError {
-            throw fail(error.description)
-        } catch let error as HostProbeError {
-            throw fail(error.description)
         }
     }
 
@@ -190,6 +182,21 @@ struct MeasureCommand: AsyncParsableCommand {
             let names: [GuestMode: String] = [.snp: "SEV_SNP", .sevES: "SEV_ES", .sev: "SEV"]
             return "Calculated \(names[mode] ?? mode.displayName) guest measurement: \(value)"
         }
+    }
+}
+
+/// Runs `body`, turning the domain errors measure and report meet into an actionable message and exit 1.
+func reportingDomainErrors(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let error as MeasureError {
+        throw fail(error.description)
+    } catch let error as FirmwareError {
+        throw fail(error.description)
+    } catch let error as DefinitionError {
+        throw fail(error.description)
+    } catch let error as HostProbeError {
+        throw fail(error.description)
     }
 }
 
@@ -273,7 +280,7 @@ struct ReportCommand: AsyncParsableCommand {
     func run() async throws {
         let name = arguments.count == 2 ? arguments[0] : expectFrom
         let path = arguments[arguments.count - 1]
-        do {
+        try reportingDomainErrors {
             let report = try SNPAttestationReport(contentsOf: path)
             var checks: [ReportComparison] = []
             if let name {
@@ -295,14 +302,6 @@ struct ReportCommand: AsyncParsableCommand {
                     ? json(report, checks: checks, signature: signature, name: name)
                     : text(report, checks: checks, signature: signature, name: name))
             if checks.contains(where: { !$0.matches }) || signature?.valid == false { throw ExitCode(ExitCodes.failure) }
-        } catch let error as MeasureError {
-            throw fail(error.description)
-        } catch let error as FirmwareError {
-            throw fail(error.description)
-        } catch let error as DefinitionError {
-            throw fail(error.description)
-        } catch let error as HostProbeError {
-            throw fail(error.description)
         }
     }
 
