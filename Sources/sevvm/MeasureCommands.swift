@@ -28,7 +28,10 @@ struct MeasureCommand: AsyncParsableCommand {
                   --kernel vmlinuz --initrd initrd.img --append "console=ttyS0"
               sevvm measure --mode sev-es --vcpus 2 --vcpu-sig 0x800f12 --ovmf OVMF.fd
               sevvm measure --mode sev --ovmf OVMF.fd --output-format base64
-              sevvm measure --mode snp:ovmf-hash --ovmf OVMF.fd    the firmware part only, for --snp-ovmf-hash
+              sevvm measure --mode snp:ovmf-hash --ovmf OVMF.fd    firmware pages only (for --snp-ovmf-hash)
+
+            One difference: for SNP, firmware without SEV metadata (e.g. a plain OVMF_CODE_4M.fd) is \
+            refused, because QEMU cannot launch an SNP guest from it.
 
             vCPU types: \(VCPUType.names.joined(separator: ", ")).
             """
