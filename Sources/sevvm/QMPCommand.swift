@@ -2,6 +2,7 @@
 import ArgumentParser
 import Foundation
 import QMP
+import Runtime
 import Support
 
 struct QMPCommand: AsyncParsableCommand {
@@ -18,7 +19,12 @@ struct QMPCommand: AsyncParsableCommand {
             session, socat, virsh) holds it, the greeting never comes and sevvm says so after \
             --timeout seconds.
 
+            Without --socket the first argument names a running VM of the workspace, and sevvm \
+            uses that VM's control socket (run/NAME/qmp.sock).
+
             Examples:
+              sevvm qmp web query-status
+              sevvm qmp web query-sev
               sevvm qmp --socket /run/vm/qmp.sock query-status
               sevvm qmp --socket /run/vm/qmp.sock query-sev
               sevvm qmp --socket /run/vm/qmp.sock --raw query-version
@@ -46,12 +52,24 @@ struct QMPCommand: AsyncParsableCommand {
             valueName: "SECONDS"))
     var timeout: Double?
 
-    @Argument(help: ArgumentHelp("The QMP command, e.g. query-status.", valueName: "COMMAND"))
+    @Argument(
+        help: ArgumentHelp("The QMP command, e.g. query-status (without --socket: the VM's NAME, then COMMAND).", valueName: "COMMAND"))
     var command: String
 
     @Argument(
         help: ArgumentHelp("The command's arguments as one JSON object, e.g. '{\"device\": \"virtio0\"}'.", valueName: "ARGUMENTS-JSON"))
     var arguments: String?
+
+    @Argument(help: ArgumentHelp("With NAME: the command's arguments as one JSON object.", valueName: "ARGUMENTS-JSON"))
+    var vmArguments: String?
+
+    @OptionGroup var workspace: WorkspaceOptions
+
+    /// `qmp NAME COMMAND [ARGS]` (no --socket) shifts the positionals by one.
+    private var request: (vm: String?, command: String, arguments: String?) {
+        if socket == nil, let arguments { return (command, arguments, vmArguments) }
+        return (nil, command, arguments)
+    }
 
     func validate() throws {
         if pretty && compact { throw ValidationError("--pretty and --compact exclude each other") }
@@ -59,10 +77,14 @@ struct QMPCommand: AsyncParsableCommand {
         if command.isEmpty || command.hasPrefix("{") {
             throw ValidationError("COMMAND comes first, then ARGUMENTS-JSON: sevvm qmp --socket PATH query-status")
         }
+        if socket != nil, vmArguments != nil {
+            throw ValidationError("with --socket give COMMAND and at most one ARGUMENTS-JSON")
+        }
     }
 
     func run() async throws {
         let socketPath = try resolveSocketPath()
+        let (_, command, arguments) = request
         var argumentsValue: JSONValue?
         if let arguments {
             do {
@@ -89,9 +111,14 @@ struct QMPCommand: AsyncParsableCommand {
     /// The socket to talk to. `--socket` is the only source for now; `sevvm qmp NAME ...` for
     /// defined VMs resolves NAME to its runtime folder's QMP socket here.
     private func resolveSocketPath() throws -> String {
-        guard let socket else {
-            throw fail("say which QMP socket to use: sevvm qmp --socket PATH \(command)")
+        if let socket { return socket }
+        guard let name = request.vm else {
+            throw fail("say which VM or QMP socket to use: sevvm qmp NAME \(command), or sevvm qmp --socket PATH \(command)")
         }
-        return socket
+        do {
+            return try VMRuntime(workspace: workspace.resolved, name: name).controlSocket()
+        } catch let error as RuntimeError {
+            throw fail(error.description, code: error.isWrongState ? ExitCodes.wrongState : ExitCodes.failure)
+        }
     }
 }

@@ -27,7 +27,7 @@ struct Sevvm: AsyncParsableCommand {
             CreateCommand.self, ListCommand.self, ShowCommand.self, EditCommand.self, RmCommand.self,
             StartCommand.self, StatusCommand.self, StopCommand.self, KillCommand.self,
             PauseCommand.self, ResumeCommand.self, ResetCommand.self,
-            ConsoleCommand.self, LogsCommand.self, EventsCommand.self, QMPCommand.self,
+            ConsoleCommand.self, LogsCommand.self, EventsCommand.self, QMPCommand.self, RecordEventsCommand.self,
             BuildCommand.self, InstallHostCommand.self,
             MeasureCommand.self, ReportCommand.self,
         ]

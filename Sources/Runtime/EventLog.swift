@@ -1,0 +1,63 @@
+// Reading events.jsonl: the QMP events the recorder kept, one JSON object per line.
+import Foundation
+
+/// One recorded QMP event.
+public struct VMEvent: Sendable, Equatable {
+    public var name: String
+    public var timestamp: Date
+    /// The event's `data` member as compact JSON, or nil when it has none.
+    public var data: String?
+    /// The line exactly as QEMU sent it.
+    public var json: String
+
+    /// Parses one recorded line; nil for lines that are not QMP events.
+    public init?(line: String) {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+            let name = object["event"] as? String
+        else { return nil }
+        self.name = name
+        self.json = line
+        let stamp = object["timestamp"] as? [String: Any]
+        let seconds = (stamp?["seconds"] as? NSNumber)?.doubleValue ?? 0
+        let micros = (stamp?["microseconds"] as? NSNumber)?.doubleValue ?? 0
+        timestamp = Date(timeIntervalSince1970: seconds + micros / 1_000_000)
+        if let payload = object["data"],
+            let encoded = try? JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys, .fragmentsAllowed])
+        {
+            data = String(decoding: encoded, as: UTF8.self)
+        }
+    }
+
+    /// `2026-11-29T19:20:01.123Z SHUTDOWN {"guest":true,"reason":"guest-shutdown"}`
+    public var text: String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return [formatter.string(from: timestamp), name, data].compactMap { $0 }.joined(separator: " ")
+    }
+
+    /// The `reason` member of the event's data (SHUTDOWN, RESET), when present.
+    public var reason: String? {
+        guard let data, let object = try? JSONSerialization.jsonObject(with: Data(data.utf8)) as? [String: Any] else { return nil }
+        return object["reason"] as? String
+    }
+}
+
+public enum EventLog {
+    /// Every event recorded in `path` (empty when the file is missing).
+    public static func read(_ path: String) -> [VMEvent] {
+        guard let data = FileManager.default.contents(atPath: path) else { return [] }
+        return String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap { VMEvent(line: String($0)) }
+    }
+
+    /// Reads the file from `offset`, returning complete lines and the offset after the last one, so a
+    /// follower never prints half a line that the recorder is still writing.
+    public static func readLines(_ path: String, from offset: UInt64) -> (lines: [String], next: UInt64) {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return ([], offset) }
+        defer { try? handle.close() }
+        guard (try? handle.seek(toOffset: offset)) != nil, let data = try? handle.readToEnd(), !data.isEmpty else { return ([], offset) }
+        guard let lastNewline = data.lastIndex(of: 0x0A) else { return ([], offset) }
+        let complete = data[data.startIndex...lastNewline]
+        let lines = String(decoding: complete, as: UTF8.self).split(separator: "\n").map(String.init)
+        return (lines, offset + UInt64(complete.count))
+    }
+}

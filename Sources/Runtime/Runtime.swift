@@ -1,1 +1,0 @@
-// Runtime: placeholder until the Runtime area lands; replaced by its owner.

@@ -1,0 +1,74 @@
+// state.json: what sevvm started (exact argv, QEMU version, firmware) and, once QEMU is gone, how it ended.
+import Foundation
+import Support
+
+/// The runtime facts of one run of a VM, saved in run/NAME/state.json.
+public struct RuntimeRecord: Codable, Sendable, Equatable {
+    public var schemaVersion = 1
+    public var name: String
+    /// The exact argv QEMU was started with (relative socket paths: QEMU's working directory is the folder).
+    public var argv: [String]
+    public var qemuPath: String
+    public var qemuVersion: String
+    public var firmwarePath: String?
+    public var mode: GuestMode
+    public var accel: String
+    public var startedAt: Date
+    public var pid: Int32?
+    public var recorderPid: Int32?
+    /// The launch digest a verifier should expect (filled by `measure` when known).
+    public var expectedDigest: String?
+    public var warnings: [String]
+    /// Set once QEMU has ended: how and why.
+    public var exit: ExitRecord?
+
+    public init(
+        name: String, argv: [String], qemuPath: String, qemuVersion: String, firmwarePath: String?,
+        mode: GuestMode, accel: String, startedAt: Date, warnings: [String]
+    ) {
+        self.name = name
+        self.argv = argv
+        self.qemuPath = qemuPath
+        self.qemuVersion = qemuVersion
+        self.firmwarePath = firmwarePath
+        self.mode = mode
+        self.accel = accel
+        self.startedAt = startedAt
+        self.warnings = warnings
+    }
+
+    public static func load(_ path: String) -> RuntimeRecord? {
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        return try? decoder.decode(RuntimeRecord.self, from: data)
+    }
+
+    func save(_ path: String) throws {
+        try AtomicFile.write(try encoder.encode(self), to: path, permissions: 0o600)
+    }
+
+    private static let decoder: JSONDecoder = {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return decoder
+    }()
+
+    private var encoder: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return encoder
+    }
+}
+
+/// How a run ended.
+public struct ExitRecord: Codable, Sendable, Equatable {
+    public enum Kind: String, Codable, Sendable {
+        /// Shut down on request (stop, guest power-off, quit, SIGTERM): the state is `stopped`.
+        case stopped
+        /// Ended without a shutdown (killed, QEMU crash, guest panic): the state is `crashed`.
+        case crashed
+    }
+    public var kind: Kind
+    public var reason: String
+    public var at: Date
+}

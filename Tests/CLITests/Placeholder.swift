@@ -1,2 +1,0 @@
-// CLITests: placeholder, replaced by the area's tests.
-import Testing

@@ -1,2 +1,0 @@
-// RuntimeTests: placeholder, replaced by the area's tests.
-import Testing
