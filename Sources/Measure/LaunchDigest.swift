@@ -95,6 +95,8 @@ public enum LaunchDigest {
     }
 
     static func snpDigest(_ input: MeasurementInput, firmware: OVMFImage, hashes: KernelHashes?) throws -> [UInt8] {
+        // QEMU refuses to launch SNP from such firmware (sev-snp-measure would still print a digest).
+        guard firmware.hasSEVMetadata else { throw MeasureError.noSEVMetadata(path: firmware.path) }
         var context = SNPLaunchContext()
         if let seed = input.snpOVMFHash {
             context.digest = seed

@@ -11,6 +11,7 @@ public enum MeasureError: Error, CustomStringConvertible, Equatable {
     case unknownVMMType(name: String)
     case invalidNumber(option: String, value: String)
     case missingResetBlock(path: String)
+    case noSEVMetadata(path: String)
     case firmwareNotPageAligned(path: String, size: Int)
     case noHashesTable(path: String, mode: GuestMode)
     case unknownSectionKind(path: String, value: UInt32)
@@ -44,6 +45,10 @@ public enum MeasureError: Error, CustomStringConvertible, Equatable {
         case .missingResetBlock(let path):
             return "\(path) has no SEV-ES reset block in its footer table, so SEV-ES/SNP vCPUs cannot start from it; "
                 + "use an OVMF built with SEV support (edk2-stable202405 or newer, AMD's single-file OvmfPkg/AmdSev OVMF.fd)"
+        case .noSEVMetadata(let path):
+            return "\(path) has no SEV metadata, so QEMU cannot launch an SNP guest from it and no SNP digest exists; "
+                + "use an OVMF with SEV-SNP support (edk2-stable202405 or newer): AMD's single-file OvmfPkg/AmdSev OVMF.fd, "
+                + "or Debian's /usr/share/ovmf/OVMF.fd"
         case .firmwareNotPageAligned(let path, let size):
             return "\(path) is \(size) bytes, not a whole number of 4096-byte pages; it cannot be an OVMF flash image"
         case .noHashesTable(let path, let mode):

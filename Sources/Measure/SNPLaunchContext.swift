@@ -1,6 +1,8 @@
 // SNPLaunchContext: the SHA-384 chain of 112-byte PAGE_INFO records the secure processor extends per launched page.
 import Crypto
+import Dispatch
 import Firmware
+import Foundation
 
 /// The running SNP launch digest. Each SNP_LAUNCH_UPDATE extends it with
 /// SHA-384(PAGE_INFO) where PAGE_INFO = digest so far (48) || page contents digest (48) ||
@@ -45,18 +47,42 @@ struct SNPLaunchContext {
         }
     }
 
-    /// Every page of the firmware as normal pages, mapped to end at 4 GiB. Pages are hashed in place.
+    /// Every page of the firmware as normal pages, mapped to end at 4 GiB. Pages are hashed in place,
+    /// on all cores (each page's digest is independent; only the chain is sequential).
     mutating func addFirmware(_ firmware: OVMFImage) throws {
         guard firmware.size % Self.pageSize == 0 else {
             throw MeasureError.firmwareNotPageAligned(path: firmware.path, size: firmware.size)
         }
+        let digests = Self.pageDigests(firmware.bytes)
         let base = firmware.guestPhysicalBase
-        firmware.bytes.withUnsafeBytes { raw in
-            for offset in stride(from: 0, to: raw.count, by: Self.pageSize) {
-                let page = UnsafeRawBufferPointer(rebasing: raw[offset..<offset + Self.pageSize])
-                add(type: .normal, address: base + UInt64(offset), contents: Self.pageDigest(page))
+        for page in 0..<firmware.size / Self.pageSize {
+            add(type: .normal, address: base + UInt64(page * Self.pageSize), contents: Array(digests[page * 48..<(page + 1) * 48]))
+        }
+    }
+
+    /// The SHA-384 of every 4 KiB page of `bytes`, concatenated.
+    static func pageDigests(_ bytes: [UInt8]) -> [UInt8] {
+        let pages = bytes.count / pageSize
+        let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 8, pages))
+        var digests = [UInt8](repeating: 0, count: pages * digestSize)
+        bytes.withUnsafeBytes { input in
+            digests.withUnsafeMutableBytes { output in
+                // Workers write disjoint 48-byte slots of `output` and only read `input`.
+                nonisolated(unsafe) let source = input
+                nonisolated(unsafe) let destination = output
+                DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                    for page in stride(from: worker, to: pages, by: workers) {
+                        var hasher = SHA384()
+                        hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: source[page * pageSize..<(page + 1) * pageSize]))
+                        hasher.finalize().withUnsafeBytes { digest in
+                            UnsafeMutableRawBufferPointer(rebasing: destination[page * digestSize..<(page + 1) * digestSize])
+                                .copyMemory(from: digest)
+                        }
+                    }
+                }
             }
         }
+        return digests
     }
 
     /// SHA-384 of bytes in place (no copy of the page).

@@ -28,7 +28,10 @@ struct MeasureCommand: AsyncParsableCommand {
                   --kernel vmlinuz --initrd initrd.img --append "console=ttyS0"
               sevvm measure --mode sev-es --vcpus 2 --vcpu-sig 0x800f12 --ovmf OVMF.fd
               sevvm measure --mode sev --ovmf OVMF.fd --output-format base64
-              sevvm measure --mode snp:ovmf-hash --ovmf OVMF.fd    the firmware part only, for --snp-ovmf-hash
+              sevvm measure --mode snp:ovmf-hash --ovmf OVMF.fd    firmware pages only (for --snp-ovmf-hash)
+
+            One difference: for SNP, firmware without SEV metadata (e.g. a plain OVMF_CODE_4M.fd) is \
+            refused, because QEMU cannot launch an SNP guest from it.
 
             vCPU types: \(VCPUType.names.joined(separator: ", ")).
             """
@@ -93,7 +96,7 @@ struct MeasureCommand: AsyncParsableCommand {
         guard ["hex", "base64", "json"].contains(format) else {
             throw ValidationError("--output-format must be hex, base64 or json (got '\(outputFormat)')")
         }
-        do {
+        try reportingDomainErrors {
             if mode == "snp:ovmf-hash" {
                 guard let ovmf else { throw ValidationError("--mode snp:ovmf-hash needs --ovmf PATH") }
                 let digest = try LaunchDigest.snpOVMFHash(try OVMFImage(path: ovmf))
@@ -103,14 +106,6 @@ struct MeasureCommand: AsyncParsableCommand {
             let input = try measurementInput()
             let digest = try LaunchDigest.compute(input)
             print(render(digest, mode: input.mode, format: format, input: input))
-        } catch let error as MeasureError {
-            throw fail(error.description)
-        } catch let error as FirmwareError {
-            throw fail(error.description)
-        } catch let error as DefinitionError {
-            throw fail(error.description)
-        } catch let error as HostProbeError {
-            throw fail(error.description)
         }
     }
 
@@ -190,6 +185,21 @@ struct MeasureCommand: AsyncParsableCommand {
             let names: [GuestMode: String] = [.snp: "SEV_SNP", .sevES: "SEV_ES", .sev: "SEV"]
             return "Calculated \(names[mode] ?? mode.displayName) guest measurement: \(value)"
         }
+    }
+}
+
+/// Runs `body`, turning the domain errors measure and report meet into an actionable message and exit 1.
+func reportingDomainErrors(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let error as MeasureError {
+        throw fail(error.description)
+    } catch let error as FirmwareError {
+        throw fail(error.description)
+    } catch let error as DefinitionError {
+        throw fail(error.description)
+    } catch let error as HostProbeError {
+        throw fail(error.description)
     }
 }
 
@@ -273,7 +283,7 @@ struct ReportCommand: AsyncParsableCommand {
     func run() async throws {
         let name = arguments.count == 2 ? arguments[0] : expectFrom
         let path = arguments[arguments.count - 1]
-        do {
+        try reportingDomainErrors {
             let report = try SNPAttestationReport(contentsOf: path)
             var checks: [ReportComparison] = []
             if let name {
@@ -295,14 +305,6 @@ struct ReportCommand: AsyncParsableCommand {
                     ? json(report, checks: checks, signature: signature, name: name)
                     : text(report, checks: checks, signature: signature, name: name))
             if checks.contains(where: { !$0.matches }) || signature?.valid == false { throw ExitCode(ExitCodes.failure) }
-        } catch let error as MeasureError {
-            throw fail(error.description)
-        } catch let error as FirmwareError {
-            throw fail(error.description)
-        } catch let error as DefinitionError {
-            throw fail(error.description)
-        } catch let error as HostProbeError {
-            throw fail(error.description)
         }
     }
 

@@ -81,6 +81,15 @@ func le32(_ value: UInt32) -> [UInt8] { (0..<4).map { UInt8((value >> (8 * $0)) 
         #expect(!image.hasVarsStore)
     }
 
+    @Test func wholeFlashSizeWithoutVarsStoreIsSingleFile() throws {
+        // AMD's OvmfPkg/AmdSev build: 4 MiB, no vars store, loaded alone with -bios.
+        let whole = try OVMFImage(bytes: SyntheticOVMF(size: 4 << 20).bytes(), path: "OVMF.fd")
+        #expect(whole.isSingleFile)
+        #expect(!whole.hasVarsStore)
+        let split = try OVMFImage(bytes: SyntheticOVMF(size: 0x37C000).bytes(), path: "OVMF_CODE_4M.fd")
+        #expect(!split.isSingleFile)
+    }
+
     @Test func zeroHashesAddressMeansNoHashesTable() throws {
         var synthetic = SyntheticOVMF()
         synthetic.entries = [(OVMFGUID.sevHashTable, le32(0) + le32(0))]

@@ -62,7 +62,7 @@ import Testing
         #expect(error.description.contains("AmdSev"))
     }
 
-    @Test func firmwareWithoutResetBlockCannotStartSNP() throws {
+    @Test func firmwareWithoutResetBlockCannotStartSEVES() throws {
         // A vars store is a firmware volume without a footer table: no reset block for the APs.
         var vars = [UInt8](repeating: 0xFF, count: 0x10000)
         let header: [UInt8] = [UInt8](repeating: 0, count: 16) + (GUID("fff12b8d-7696-4c8b-a985-2747075b4f50")?.bytes ?? [])
@@ -70,8 +70,28 @@ import Testing
         vars.replaceSubrange(0x20..<0x2C, with: [0, 0, 1, 0, 0, 0, 0, 0] + Array("_FVH".utf8))
         let image = try OVMFImage(bytes: vars, path: "OVMF_VARS.fd")
         #expect(throws: MeasureError.missingResetBlock(path: "OVMF_VARS.fd")) {
+            try LaunchDigest.compute(input(.sevES, firmware: "OVMF_VARS.fd", vcpus: 2), firmware: image)
+        }
+        #expect(throws: MeasureError.noSEVMetadata(path: "OVMF_VARS.fd")) {
             try LaunchDigest.compute(input(.snp, firmware: "OVMF_VARS.fd", vcpus: 2), firmware: image)
         }
+    }
+
+    @Test func snpNeedsSEVMetadata() throws {
+        var synthetic = [UInt8](repeating: 0xFF, count: 0x2000)
+        // A footer table with only the reset block: SEV-ES can start, SNP has no metadata to launch with.
+        let resetBlock: [UInt8] = [0x04, 0xB0, 0x80, 0x00] + [22, 0] + (GUID("00f771de-1a7e-4fcb-890e-68c77e2fb44e")?.bytes ?? [])
+        let footer: [UInt8] = [UInt8(resetBlock.count + 18), 0] + (GUID("96b582de-1fb2-45f7-baea-a366c55a082d")?.bytes ?? [])
+        let table = resetBlock + footer
+        synthetic.replaceSubrange(0x2000 - 32 - table.count..<0x2000 - 32, with: table)
+        let image = try OVMFImage(bytes: synthetic, path: "OVMF_CODE.fd")
+        #expect(image.sevESResetEIP == 0x80B004)
+        let error = try #require(throws: MeasureError.self) {
+            try LaunchDigest.compute(input(.snp, firmware: "OVMF_CODE.fd", vcpus: 2), firmware: image)
+        }
+        #expect(error == .noSEVMetadata(path: "OVMF_CODE.fd"))
+        #expect(error.description.contains("edk2-stable202405"))
+        #expect(try LaunchDigest.compute(input(.sevES, firmware: "OVMF_CODE.fd", vcpus: 2), firmware: image).count == 32)
     }
 
     @Test func missingKernelFileIsNamed() throws {
