@@ -49,7 +49,8 @@ let package = Package(
         .testTarget(name: "QMPTests", dependencies: ["QMP", "Support"], resources: [.copy("Fixtures")]),
         .testTarget(name: "HostProbeTests", dependencies: ["HostProbe", "QMP", "Support"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DefinitionsTests", dependencies: ["Definitions", "Support"]),
-        .testTarget(name: "LaunchTests", dependencies: ["Launch", "Definitions", "HostProbe", "Support"], resources: [.copy("Fixtures")]),
+        .testTarget(
+            name: "LaunchTests", dependencies: ["Launch", "Definitions", "HostProbe", "QMP", "Support"], resources: [.copy("Fixtures")]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Launch", "Definitions", "QMP", "Support"]),
         .testTarget(name: "BuilderTests", dependencies: ["Builder", "Support"], exclude: ["Fixtures"]),
         .testTarget(name: "FirmwareTests", dependencies: ["Firmware", "Support"]),

@@ -8,7 +8,10 @@ set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 fixtures="$repo/Tests/BuilderTests/Fixtures/repos"
 if [ -z "${SEVVM_BIN:-}" ]; then
-    swift build -c release --scratch-path "$repo/.build-bench" --product sevvm >/dev/null
+    if ! log="$(swift build -c release --scratch-path "$repo/.build-bench" --product sevvm 2>&1)"; then
+        echo "$log" | tail -30
+        exit 1
+    fi
     SEVVM_BIN="$repo/.build-bench/release/sevvm"
 fi
 runs="${RUNS:-10}"

@@ -33,6 +33,7 @@ public final class Builder: @unchecked Sendable {
     public let options: BuildOptions
     private let events: BuildEventHandler
     private var hostFacts: BuildHost?
+    private let cancellation = Cancellation()
     private var layout: BuildLayout { options.layout }
 
     public init(options: BuildOptions, host: BuildHost? = nil, events: @escaping BuildEventHandler = { _ in }) {
@@ -96,6 +97,12 @@ public final class Builder: @unchecked Sendable {
 
     // MARK: build
 
+    /// Builds what is not up to date. "Nothing changed" for a component means all of: the commit
+    /// its branch head (one `git ls-remote` per URL) or pin resolves to equals the recorded one; its
+    /// inputs (configure flags or kernel config digest and options, OVMF platform and flags, install
+    /// folder, compiler version, CC/CFLAGS-like variables) equal the recorded ones; and every file its
+    /// last build installed still has the recorded size and modification time. Anything else
+    /// rebuilds it, resuming at the unfinished step when only a failure or Ctrl-C stopped it.
     public func run() throws -> BuildReport {
         let sources = try sources()
         try makeDirectory(layout.buildDirectory)
@@ -112,29 +119,30 @@ public final class Builder: @unchecked Sendable {
         let store = BuildRecordStore(layout: layout)
         let commits = try resolveCommits(sources)
         var outcomes: [ComponentOutcome] = []
-        var pending: [(ComponentSource, String?, [String: String], BuildRecord?, String)] = []
+        var pending: [PendingBuild] = []
         for source in sources {
             let component = source.component
             let commit = commits[component] ?? nil
             let inputs = BuildPlanner.inputs(
                 for: component, options: options, host: host, kernelConfigDigest: kernelConfigDigestIfNeeded(component))
             let record = store.load(component)
-            let reason = record.map { $0.staleness(commit: commit, inputs: inputs) } ?? "never built"
-            if let record, reason == nil, !options.force {
+            let staleness = record.map { $0.staleness(commit: commit, inputs: inputs) } ?? "never built"
+            if let record, staleness == nil, !options.force {
                 events(.upToDate(component, commit: record.commit))
                 outcomes.append(ComponentOutcome(component: component, commit: record.commit, result: .upToDate))
             } else {
-                pending.append((source, commit, inputs, record, options.force ? "--force" : reason ?? "rebuild requested"))
+                let reason = options.force ? "--force" : staleness ?? "rebuild requested"
+                pending.append(PendingBuild(source: source, commit: commit, inputs: inputs, previous: record, reason: reason))
             }
         }
 
-        if !pending.isEmpty { try checkTools(pending.map { $0.0.component }) }
-        for (source, commit, inputs, record, reason) in pending {
-            if source.component.isKernel {
+        if !pending.isEmpty { try checkTools(pending.map(\.source.component)) }
+        for item in pending {
+            if item.source.component.isKernel {
                 let config = BuildPlanner.kernelConfigPath(options: options, host: host)
                 guard FileManager.default.fileExists(atPath: config) else { throw BuilderError.kernelConfigMissing(path: config) }
             }
-            outcomes.append(try build(source, commit: commit, inputs: inputs, previous: record, reason: reason, store: store))
+            outcomes.append(try build(item, store: store))
         }
         var release: ReleaseResult?
         if options.package {
@@ -144,13 +152,20 @@ public final class Builder: @unchecked Sendable {
         return BuildReport(outcomes: outcomes, release: release)
     }
 
-    private func build(
-        _ source: ComponentSource, commit resolved: String?, inputs: [String: String], previous: BuildRecord?, reason: String,
-        store: BuildRecordStore
-    ) throws -> ComponentOutcome {
+    /// A component that is not up to date, with what was found out about it.
+    private struct PendingBuild {
+        var source: ComponentSource
+        var commit: String?
+        var inputs: [String: String]
+        var previous: BuildRecord?
+        var reason: String
+    }
+
+    private func build(_ item: PendingBuild, store: BuildRecordStore) throws -> ComponentOutcome {
+        let (source, inputs, previous, reason) = (item.source, item.inputs, item.previous, item.reason)
         let component = source.component
         let started = Date()
-        var commit = resolved
+        var commit = item.commit
         var completed: [StepKind] = []
         if !options.force, let previous, let commit, previous.commit == commit, previous.inputs == inputs, !previous.complete {
             completed = previous.completedSteps
@@ -161,7 +176,7 @@ public final class Builder: @unchecked Sendable {
         try store.save(record)
         var resumeAt: StepKind?
         var ran: [StepKind] = []
-        let executor = StepExecutor(environment: options.environment)
+        let executor = StepExecutor(environment: options.environment, cancellation: cancellation)
         while true {
             let state = probeState(component, commit: commit)
             let plan = BuildPlanner.plan(source: source, commit: commit, options: options, host: host, state: state, inputs: inputs)
@@ -183,6 +198,11 @@ public final class Builder: @unchecked Sendable {
                 // Failed or interrupted, the step stays unfinished: the next run starts there.
                 record.failedStep = step.kind
                 try? store.save(record)
+                if step.kind == .fetch, case .stepFailed(_, _, _, _, let logPath, let tail) = error {
+                    // Pinned sources skip ls-remote, so an unreachable URL shows up here first.
+                    throw BuilderError.repositoryUnreachable(
+                        variable: source.urlVariable, url: source.url, detail: (tail.last ?? "git fetch failed") + " (log \(logPath))")
+                }
                 throw error
             }
             events(.stepFinished(component, step.kind, seconds: Date().timeIntervalSince(stepStart)))
@@ -203,6 +223,10 @@ public final class Builder: @unchecked Sendable {
         events(.componentFinished(component, commit: record.commit, seconds: Date().timeIntervalSince(started)))
         return ComponentOutcome(component: component, commit: record.commit, result: .built(steps: ran))
     }
+
+    /// Stops a running `run()` from another thread as Ctrl-C does: the current program is
+    /// terminated, its step stays unfinished, and the next run resumes there.
+    public func cancel() { cancellation.cancel() }
 
     // MARK: sources
 

@@ -18,7 +18,8 @@ enum InterruptGuard {
         interruptRequested = 0
         let handler: @convention(c) (Int32) -> Void = { _ in
             interruptRequested = 1
-            if runningChild > 0 { kill(runningChild, SIGINT) }
+            // The step runs in its own process group (out of the terminal's reach): pass it on.
+            if runningChild > 0 { kill(-runningChild, SIGINT) }
         }
         signal(SIGINT, handler)
         signal(SIGTERM, handler)
@@ -32,8 +33,34 @@ enum InterruptGuard {
     static var requested: Bool { interruptRequested != 0 }
 }
 
+/// A request to stop a running build from another thread (what Ctrl-C does from a signal).
+/// The running step's process group gets SIGTERM.
+final class Cancellation: @unchecked Sendable {
+    private let lock = NSLock()
+    private var cancelled = false
+    private var child: pid_t = 0
+
+    func cancel() {
+        lock.withLock {
+            cancelled = true
+            if child > 0 { kill(-child, SIGTERM) }
+        }
+    }
+
+    var isCancelled: Bool { lock.withLock { cancelled } || InterruptGuard.requested }
+
+    /// Registers the running program; one started just after a cancel is stopped at once.
+    func running(_ pid: pid_t) {
+        lock.withLock {
+            child = pid
+            if cancelled && pid > 0 { kill(-pid, SIGTERM) }
+        }
+    }
+}
+
 struct StepExecutor {
     let environment: [String: String]
+    var cancellation = Cancellation()
 
     /// Runs every action of `step`, logging to its log file (replaced each run). Returns the files
     /// an install action placed.
@@ -42,7 +69,7 @@ struct StepExecutor {
         defer { try? log.close() }
         var installed: [String] = []
         for action in step.actions {
-            if InterruptGuard.requested { throw BuilderError.interrupted(component: step.component.rawValue, step: step.kind.rawValue) }
+            if cancellation.isCancelled { throw BuilderError.interrupted(component: step.component.rawValue, step: step.kind.rawValue) }
             writeLine(log, "# " + action.displayLine + (action.command.map { "   (in \($0.workingDirectory))" } ?? ""))
             do {
                 switch action {
@@ -90,29 +117,79 @@ struct StepExecutor {
             writeLine(log, "sevvm: \(name) was not found (PATH=\(env["PATH"] ?? ""))")
             throw failure(command, status: 127, step: step)
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = Array(command.argv.dropFirst())
-        process.currentDirectoryURL = URL(fileURLWithPath: command.workingDirectory)
-        process.environment = env
-        process.standardInput = FileHandle.nullDevice
-        // The child writes straight into the log file: nothing is buffered in memory.
-        process.standardOutput = log
-        process.standardError = log
+        let pid: pid_t
         do {
-            try process.run()
+            pid = try Self.spawn(
+                executable, command.argv, environment: env, directory: command.workingDirectory, output: log.fileDescriptor)
         } catch {
-            writeLine(log, "sevvm: could not start \(executable): \(error)")
+            writeLine(log, "sevvm: could not start \(executable): \(String(cString: strerror(errno)))")
             throw failure(command, status: 127, step: step)
         }
-        runningChild = process.processIdentifier
-        process.waitUntilExit()
+        runningChild = pid
+        cancellation.running(pid)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        cancellation.running(0)
         runningChild = 0
-        if InterruptGuard.requested { throw BuilderError.interrupted(component: step.component.rawValue, step: step.kind.rawValue) }
-        guard process.terminationReason == .exit, process.terminationStatus == 0 else {
-            let status = process.terminationReason == .exit ? process.terminationStatus : 128 + process.terminationStatus
-            throw failure(command, status: status, step: step)
+        // Whatever the step left running in its group (a daemon, an orphaned recipe) goes with it.
+        kill(-pid, SIGKILL)
+        if cancellation.isCancelled { throw BuilderError.interrupted(component: step.component.rawValue, step: step.kind.rawValue) }
+        let exited = (status & 0x7f) == 0
+        let code = exited ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        guard exited, code == 0 else { throw failure(command, status: code, step: step) }
+    }
+
+    private typealias AddChangeDirectory = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>) -> Int32
+
+    /// glibc's posix_spawn_file_actions_addchdir_np (2.29+), looked up at run time because the
+    /// Glibc module does not export GNU extensions.
+    private static let addChangeDirectory: AddChangeDirectory? = dlsym(nil, "posix_spawn_file_actions_addchdir_np").map {
+        unsafeBitCast($0, to: AddChangeDirectory.self)
+    }
+
+    /// posix_spawn in a process group of its own, so a cancel or Ctrl-C reaches the step's whole
+    /// tree (make and what it runs) and nothing it leaves behind can hold sevvm up. Output goes
+    /// straight to the log file descriptor; stdin is /dev/null; signals start at their defaults.
+    static func spawn(_ executable: String, _ argv: [String], environment: [String: String], directory: String, output: Int32)
+        throws -> pid_t
+    {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, output, 1)
+        posix_spawn_file_actions_adddup2(&actions, output, 2)
+        guard let changeDirectory = Self.addChangeDirectory else {
+            throw BuilderError.io(
+                path: executable, operation: "start", detail: "posix_spawn_file_actions_addchdir_np needs glibc 2.29 or later")
         }
+        _ = changeDirectory(&actions, directory)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        sigaddset(&defaults, SIGINT)
+        sigaddset(&defaults, SIGTERM)
+        sigaddset(&defaults, SIGPIPE)
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setpgroup(&attributes, 0)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+        let cArguments = argv.map { strdup($0) } + [nil]
+        let cEnvironment = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            for pointer in cArguments + cEnvironment { free(pointer) }
+        }
+        var pid: pid_t = 0
+        let result = posix_spawn(&pid, executable, &actions, &attributes, cArguments, cEnvironment)
+        guard result == 0 else {
+            errno = result
+            throw BuilderError.io(path: executable, operation: "start", detail: String(cString: strerror(result)))
+        }
+        return pid
     }
 
     private func failure(_ command: StepCommand, status: Int32, step: BuildStep) -> BuilderError {

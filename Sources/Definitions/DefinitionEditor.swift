@@ -20,7 +20,10 @@ public enum DefinitionEditor {
     /// Applies `key=value` assignments. Values are read as JSON when they look like JSON
     /// (numbers, true/false, null, [..], {..}, "..."); other text is a string, and a comma list
     /// for a list field becomes a list. `null` removes an optional field.
-    public static func apply(_ assignments: [(key: String, value: String)], to definition: VMDefinition) throws -> VMDefinition {
+    /// `file` names the definition in error messages.
+    public static func apply(
+        _ assignments: [(key: String, value: String)], to definition: VMDefinition, file: String? = nil
+    ) throws -> VMDefinition {
         let data = try DefinitionStore.encode(definition)
         guard var tree = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
             throw DefinitionError.unknownKey(key: "", reason: "the definition is not a JSON object")
@@ -34,7 +37,7 @@ public enum DefinitionEditor {
             tree = try set(Substring(key), path[...], in: tree, to: value) as? [String: Any] ?? tree
         }
         let edited = try JSONSerialization.data(withJSONObject: tree)
-        return try DefinitionStore.decode(edited, file: "(edit of \(definition.name))")
+        return try DefinitionStore.decode(edited, file: file ?? "(edit of \(definition.name))")
     }
 
     private static func set(_ key: Substring, _ path: ArraySlice<String>, in node: Any?, to text: String) throws -> Any? {

@@ -133,7 +133,8 @@ public struct DefinitionStore: Sendable {
             if case .running(let pid) = LiveState.probe(workspace: workspace, name: name) {
                 throw DefinitionError.vmRunning(name: name, pid: pid)
             }
-            var files = definition.created.disks + [definition.created.varsCopy].compactMap { $0 }
+            // images/NAME-OVMF_VARS.fd is sevvm's own name: it may have been made by a later `start --sev`.
+            var files = definition.created.disks + [definition.created.varsCopy, Self.varsCopyPath(for: name)].compactMap { $0 }
             if deleteUserDisks { files += definition.disks.map(\.path) }
             var removed: [String] = []
             for file in Set(files.map(workspace.resolve)).sorted() where unlink(file) == 0 {
@@ -153,7 +154,7 @@ public struct DefinitionStore: Sendable {
 
     /// Runs `body` holding the vms/ lock (creating vms/ when needed).
     public func withLock<T>(_ body: () throws -> T) throws -> T {
-        try ensureDirectory()
+        try ensureDirectory(workspace.vmsDirectory)
         let lock: FileLock
         do {
             lock = try FileLock.acquire(lockPath, timeout: 30)
@@ -200,12 +201,13 @@ public struct DefinitionStore: Sendable {
         }
     }
 
-    private func ensureDirectory() throws {
-        guard access(workspace.vmsDirectory, F_OK) != 0 else { return }
+    /// Creates a workspace folder (vms/, images/) when it is missing.
+    func ensureDirectory(_ path: String) throws {
+        guard access(path, F_OK) != 0 else { return }
         do {
-            try AtomicFile.makeDirectory(workspace.vmsDirectory, permissions: 0o755)
+            try AtomicFile.makeDirectory(path, permissions: 0o755)
         } catch {
-            throw DefinitionError.io(path: workspace.vmsDirectory, operation: "create", reason: String(describing: error))
+            throw DefinitionError.io(path: path, operation: "create", reason: String(describing: error))
         }
     }
 

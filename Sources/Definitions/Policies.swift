@@ -39,6 +39,14 @@ public struct SEVPolicy: Sendable, Equatable, Hashable, Codable, CustomStringCon
 
     public var description: String { "0x" + String(rawValue, radix: 16) }
 
+    /// "0x5", "5" or flag names "nodbg,es"; nil when it is none of these.
+    public init?(parsing text: String) {
+        guard let raw = PolicyNumber.parse(text, flagBits: { Flag(rawValue: $0).map { UInt64($0.bit) } }, base: 0),
+            raw <= UInt64(UInt32.max)
+        else { return nil }
+        rawValue = UInt32(raw)
+    }
+
     public init(from decoder: Decoder) throws {
         let raw = try PolicyNumber.decode(
             decoder, maximum: UInt64(UInt32.max),
@@ -116,6 +124,12 @@ public struct SNPPolicy: Sendable, Equatable, Hashable, Codable, CustomStringCon
 
     public var description: String { "0x" + String(rawValue, radix: 16) }
 
+    /// "0x30000", "196608" or flag names "smt,debug" (bit 17 added); nil when it is none of these.
+    public init?(parsing text: String) {
+        guard let raw = PolicyNumber.parse(text, flagBits: { Flag(rawValue: $0)?.bit }, base: Self.reservedOne) else { return nil }
+        rawValue = raw
+    }
+
     /// Accepts a number, a hex or decimal string, or a list of flag names (bit 17 added).
     public init(from decoder: Decoder) throws {
         rawValue = try PolicyNumber.decode(
@@ -137,6 +151,17 @@ enum PolicyNumber {
         let trimmed = text.trimmingWhitespace().lowercased()
         if trimmed.hasPrefix("0x") { return UInt64(trimmed.dropFirst(2), radix: 16) }
         return UInt64(trimmed)
+    }
+
+    /// A number, or comma-separated flag names on top of `base`.
+    static func parse(_ text: String, flagBits: (String) -> UInt64?, base: UInt64) -> UInt64? {
+        if let number = parse(text) { return number }
+        var value = base
+        for name in text.split(separator: ",") {
+            guard let bit = flagBits(String(name).trimmingWhitespace()) else { return nil }
+            value |= bit
+        }
+        return value
     }
 
     static func decode(

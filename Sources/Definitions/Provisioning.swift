@@ -93,7 +93,7 @@ extension DefinitionStore {
             throw DefinitionError.io(
                 path: path, operation: "create the disk image", reason: "a file is already there; use --disk \(path) to attach it")
         }
-        try ensureImagesDirectory()
+        try ensureDirectory(workspace.imagesDirectory)
         let arguments = [qemuImg, "create", "-q", "-f", "qcow2", path, String(bytes)]
         let result: ProcessResult
         do {
@@ -111,20 +111,11 @@ extension DefinitionStore {
         guard let data = FileManager.default.contents(atPath: template) else {
             throw DefinitionError.missingFile(file: nil, field: "firmware vars template", path: template)
         }
-        try ensureImagesDirectory()
+        try ensureDirectory(workspace.imagesDirectory)
         do {
             try AtomicFile.write(data, to: path, permissions: 0o600, exclusive: true)
         } catch {
             throw DefinitionError.io(path: path, operation: "copy the OVMF variables to", reason: String(describing: error))
-        }
-    }
-
-    private func ensureImagesDirectory() throws {
-        guard access(workspace.imagesDirectory, F_OK) != 0 else { return }
-        do {
-            try AtomicFile.makeDirectory(workspace.imagesDirectory, permissions: 0o755)
-        } catch {
-            throw DefinitionError.io(path: workspace.imagesDirectory, operation: "create", reason: String(describing: error))
         }
     }
 }

@@ -49,7 +49,8 @@ enum CapabilityAdvice {
                 + "in /etc/modprobe.d/kvm.conf and reload kvm_amd (or reboot)"
         }
         if description.contains("KVM not enabled") {
-            return "QEMU ran without KVM: load kvm_amd (`modprobe kvm_amd`) and make /dev/kvm accessible to this user (group kvm)"
+            return "that QEMU runs without KVM (TCG): SEV needs -accel kvm, so load kvm_amd (`modprobe kvm_amd`) "
+                + "and make /dev/kvm accessible to this user (group kvm)"
         }
         if description.contains("Failed to open /dev/sev") || description.contains("/dev/sev") {
             return "load the ccp driver (`modprobe ccp`) so /dev/sev exists, and let this user open it (root, or a udev rule for group kvm)"

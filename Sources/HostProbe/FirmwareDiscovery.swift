@@ -89,16 +89,22 @@ public enum FirmwareDiscovery {
             let vars = traits.singleFile ? nil : siblingVars(of: explicitPath)
             return choice(FirmwareCandidate(code: explicitPath, vars: vars, origin: "--firmware"), traits)
         }
-        // Inspect lazily in preference order: each OVMF is read whole, and the first fit usually comes early.
-        let fitting = candidates(workspace: workspace, root: root).lazy.compactMap { candidate -> (FirmwareCandidate, OVMFTraits)? in
-            if let vars = candidate.vars, !FileManager.default.fileExists(atPath: vars) { return nil }
+        // Inspect in preference order and stop at the first fit: each OVMF is read whole.
+        var fallback: (FirmwareCandidate, OVMFTraits)?
+        var preferred: (FirmwareCandidate, OVMFTraits)?
+        for candidate in candidates(workspace: workspace, root: root) {
+            if let vars = candidate.vars, !FileManager.default.fileExists(atPath: vars) { continue }
             guard FileManager.default.fileExists(atPath: candidate.code), let traits = try? inspectOVMF(path: candidate.code),
                 unsuitability(traits, for: mode) == nil
-            else { return nil }
-            return (candidate, traits)
+            else { continue }
+            // pflash (code + vars) keeps UEFI variables per VM, so non-SNP modes prefer a split pair.
+            if mode == .snp || !traits.singleFile {
+                preferred = (candidate, traits)
+                break
+            }
+            fallback = fallback ?? (candidate, traits)
         }
-        // pflash (code + vars) keeps UEFI variables per VM, so non-SNP modes prefer a split pair.
-        let preferred = mode == .snp ? fitting.first : (fitting.first { !$0.1.singleFile } ?? fitting.first)
+        preferred = preferred ?? fallback
         guard let (candidate, traits) = preferred else {
             let searched = candidates(workspace: workspace, root: root).map(\.code)
             let reason = mode == .snp ? "SNP needs a single-file OVMF.fd with SEV metadata" : "no OVMF file is installed"

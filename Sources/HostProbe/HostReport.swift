@@ -1,5 +1,6 @@
 // The caps report model: a tree of checks (PASS/FAIL/WARN/SKIP with a fix), per-mode verdicts, and the host facts.
 import Foundation
+import QMP
 import Support
 
 public enum CheckStatus: String, Sendable, Codable, CaseIterable {
@@ -74,6 +75,12 @@ public struct HostReport: Sendable, Codable {
     }
 
     public func verdict(for mode: GuestMode) -> ModeVerdict? { verdicts.first { $0.mode == mode } }
+
+    /// What `sevvm caps` exits 0 for: `mode` is ready, or (no mode asked) any encrypted mode is.
+    public func isReady(for mode: GuestMode?) -> Bool {
+        guard let mode else { return bestReadyMode != nil }
+        return verdict(for: mode)?.ready == true
+    }
 
     public func check(_ name: String) -> HostCheck? { checks.first { $0.name == name } }
 

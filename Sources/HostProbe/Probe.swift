@@ -1,5 +1,6 @@
 // HostProber.probe: runs the check tree over CPU, BIOS, kernel, KVM, PSP, QEMU, OVMF and QMP, and builds the report.
 import Foundation
+import QMP
 import Support
 
 extension HostProber {

@@ -153,15 +153,24 @@ extension HostProber {
 
     // MARK: QEMU, OVMF, QMP, libvirt
 
-    /// Asks the QEMU binary itself: `--version`, then its SEV objects' help.
+    /// Asks the QEMU binary itself: `--version` and its SEV objects' help, all three at once.
     static func askBinary(
         _ location: Result<(path: String, origin: String), Error>
     ) async -> (Result<QEMUInstallation, Error>, QEMUSEVSupport?) {
-        let qemu = location.flatMap { location in
-            Result { QEMUInstallation(path: location.path, version: try QEMUDiscovery.version(of: location.path), origin: location.origin) }
+        do {
+            let location = try location.get()
+            let folder = try ChildProcess.privateFolder()
+            defer { try? FileManager.default.removeItem(atPath: folder) }
+            async let version = ChildProcess.run([location.path, "--version"], in: folder)
+            async let support = try? QEMUDiscovery.sevSupport(path: location.path)
+            let (status, output) = try await version
+            guard status == 0, let parsed = QEMUVersion(parsing: output) else {
+                throw HostProbeError.qemuVersionUnknown(path: location.path, output: output)
+            }
+            return (.success(QEMUInstallation(path: location.path, version: parsed, origin: location.origin)), await support)
+        } catch {
+            return (.failure(error), nil)
         }
-        guard case .success(let installation) = qemu else { return (qemu, nil) }
-        return (qemu, try? await QEMUDiscovery.sevSupport(of: installation))
     }
 
     func checkQEMU(_ tree: inout CheckTree, qemu: Result<QEMUInstallation, Error>, support: QEMUSEVSupport?) {
@@ -265,11 +274,10 @@ extension HostProber {
         case .source(let source):
             return await source.query()
         case .socket(let path):
-            // Interim until the QMP module lands on main: the QMP-backed sources replace this.
-            return CapabilityQuery(answer: .unavailable(reason: "QMP client not merged yet"), origin: "QMP socket \(path)")
+            return await SocketCapabilities(socketPath: path).query()
         case .throwawayQEMU:
             guard let qemuPath else { return nil }
-            return CapabilityQuery(answer: .unavailable(reason: "QMP client not merged yet"), origin: "throw-away QEMU \(qemuPath)")
+            return await ThrowawayQEMUCapabilities(qemuPath: qemuPath, kvmPath: kvm.path).query()
         }
     }
 }

@@ -3,6 +3,10 @@ import Foundation
 import QMP
 import Support
 
+// QEMUInstallation.version is QMP's QEMUVersion: re-export that one type so users of HostProbe
+// can name it without depending on the whole QMP module.
+@_exported import struct QMP.QEMUVersion
+
 /// The QEMU binary sevvm runs, and where it came from.
 public struct QEMUInstallation: Sendable, Codable, Equatable {
     public static let workspaceOrigin = "workspace build"
@@ -116,16 +120,17 @@ public enum QEMUDiscovery {
 
     /// Asks the binary which SEV objects it has (`-object sev-guest,help`, `-object sev-snp-guest,help`).
     public static func sevSupport(of qemu: QEMUInstallation) async throws -> QEMUSEVSupport {
-        // The two questions are independent: ask them at the same time.
-        async let sev = objectHelp(qemu.path, "sev-guest")
-        async let snp = objectHelp(qemu.path, "sev-snp-guest")
-        return QEMUSEVSupport(
-            sevGuestProperties: QEMUSEVSupport.properties(fromHelp: try await sev),
-            snpGuestProperties: QEMUSEVSupport.properties(fromHelp: try await snp))
+        try await sevSupport(path: qemu.path)
     }
 
-    private static func objectHelp(_ path: String, _ type: String) async throws -> String {
-        let result = try ProcessRunner.run([path, "-object", "\(type),help"])
-        return result.stdoutText + result.stderrText
+    static func sevSupport(path: String) async throws -> QEMUSEVSupport {
+        let folder = try ChildProcess.privateFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        // The two questions are independent: ask them at the same time.
+        async let sev = ChildProcess.run([path, "-object", "sev-guest,help"], in: folder)
+        async let snp = ChildProcess.run([path, "-object", "sev-snp-guest,help"], in: folder)
+        return QEMUSEVSupport(
+            sevGuestProperties: QEMUSEVSupport.properties(fromHelp: try await sev.output),
+            snpGuestProperties: QEMUSEVSupport.properties(fromHelp: try await snp.output))
     }
 }

@@ -15,6 +15,7 @@ public enum LaunchError: Error, CustomStringConvertible, Equatable {
     case unknownAccelerator(String)
     case unreadableFile(field: String, path: String)
     case wrongLength(field: String, path: String, length: Int, allowed: String)
+    case varsCopyFailed(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -48,6 +49,8 @@ public enum LaunchError: Error, CustomStringConvertible, Equatable {
             return "\(field): cannot read \(path); fix the path with `sevvm edit NAME --set \(field)=PATH`"
         case .wrongLength(let field, let path, let length, let allowed):
             return "\(field): \(path) holds \(length) bytes, but QEMU needs \(allowed)"
+        case .varsCopyFailed(let path, let reason):
+            return "could not make the VM's UEFI variables file \(path): \(reason)"
         }
     }
 }

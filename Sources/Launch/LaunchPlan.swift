@@ -61,3 +61,26 @@ public struct LaunchPlan: Sendable, Codable, Equatable {
         return "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
     }
 }
+
+extension LaunchPlan {
+    /// Makes the VM's OVMF vars copy from the firmware's template when the plan boots from split
+    /// firmware and the copy does not exist yet (e.g. `start --sev` of a VM created for SNP).
+    /// Returns true when it made the file. Runtime calls this right before starting QEMU.
+    @discardableResult
+    public func ensureVarsCopy() throws -> Bool {
+        guard let varsCopy, !FileManager.default.fileExists(atPath: varsCopy) else { return false }
+        guard let template = firmware?.vars, let data = FileManager.default.contents(atPath: template) else {
+            throw LaunchError.varsCopyFailed(
+                path: varsCopy, reason: "the firmware has no readable vars template (\(firmware?.vars ?? "none"))")
+        }
+        do {
+            try AtomicFile.makeDirectory((varsCopy as NSString).deletingLastPathComponent, permissions: 0o755)
+            try AtomicFile.write(data, to: varsCopy, permissions: 0o600, exclusive: true)
+        } catch SupportError.io(_, _, EEXIST) {
+            return false  // another start made it a moment ago
+        } catch {
+            throw LaunchError.varsCopyFailed(path: varsCopy, reason: String(describing: error))
+        }
+        return true
+    }
+}

@@ -113,19 +113,19 @@ public enum LaunchPlanner {
             }
             options = ["sev-guest", "id=\(guestObjectID)", "policy=\(policy)"]
         }
-        if let cbitpos = definition.cbitpos ?? host.cbitpos {
-            options.append("cbitpos=\(cbitpos)")
-        } else if purpose == .dryRun {
-            warnings.append(LaunchError.cbitposUnknown(mode: mode).description)
-        } else {
-            throw LaunchError.cbitposUnknown(mode: mode)
-        }
-        if let reduced = definition.reducedPhysBits ?? host.reducedPhysBits {
-            options.append("reduced-phys-bits=\(reduced)")
-        } else if purpose == .dryRun {
-            warnings.append(LaunchError.reducedPhysBitsUnknown(mode: mode).description)
-        } else {
-            throw LaunchError.reducedPhysBitsUnknown(mode: mode)
+        // Both come from CPUID 0x8000001F unless the definition overrides them.
+        let addressing: [(String, Int?, LaunchError)] = [
+            ("cbitpos", definition.cbitpos ?? host.cbitpos, .cbitposUnknown(mode: mode)),
+            ("reduced-phys-bits", definition.reducedPhysBits ?? host.reducedPhysBits, .reducedPhysBitsUnknown(mode: mode)),
+        ]
+        for (property, value, missing) in addressing {
+            if let value {
+                options.append("\(property)=\(value)")
+            } else if purpose == .dryRun {
+                warnings.append(missing.description)
+            } else {
+                throw missing
+            }
         }
         if mode == .snp {
             let snp = definition.snp
@@ -254,5 +254,27 @@ struct ArgumentBuilder {
         add("-netdev", netdev.joined(separator: ","))
         // No option ROM: iPXE is of no use to an encrypted guest and is not measured.
         add("-device", virtio("virtio-net-pci,netdev=net0", modern: modern) + (modern ? ",romfile=" : ""))
+    }
+}
+
+extension LaunchPlanner {
+    /// Discovers what the plan needs on this host (QEMU: the workspace build, then PATH;
+    /// firmware: the definition's path or discovery; SEV facts from CPUID) and plans. Unencrypted
+    /// guests with `firmware: auto` boot QEMU's default SeaBIOS. Errors are HostProbe's
+    /// discovery errors or LaunchError.
+    public static func discoverAndPlan(
+        for definition: VMDefinition, mode: GuestMode?, accel: String?, workspace: Workspace, qemuPath: String? = nil,
+        purpose: PlanPurpose = .launch
+    ) throws -> LaunchPlan {
+        let mode = mode ?? definition.mode
+        let qemu = try QEMUDiscovery.find(workspace: workspace, explicitPath: qemuPath)
+        var firmware: FirmwareChoice?
+        if mode.isEncrypted || definition.firmware.explicitPath != nil {
+            let explicit = definition.firmware.explicitPath.map(workspace.resolve)
+            firmware = try FirmwareDiscovery.find(for: mode, workspace: workspace, explicitPath: explicit)
+        }
+        let host = mode.isEncrypted ? probeSEVHostFacts() : SEVHostFacts()
+        return try plan(
+            for: definition, mode: mode, accel: accel, host: host, qemu: qemu, firmware: firmware, workspace: workspace, purpose: purpose)
     }
 }

@@ -24,12 +24,12 @@ struct BuildCommand: AsyncParsableCommand {
             `git ls-remote` per repository, pinned commits need no network at all.
 
             Examples:
-              sevvm build --dry-run              every step, command and folder, nothing run
-              sevvm build                        build or update everything
+              sevvm build --dry-run          every step, command and folder; runs nothing
+              sevvm build                    build or update everything
               sevvm build qemu ovmf -j 8
               sevvm build kernel guest --kernel-config ./guest.config
-              sevvm build --package              also write snp-release-<date>/ and its .tar.gz
-              sevvm build ovmf --ovmf-platform AmdSevX64   OVMF for measured direct boot
+              sevvm build --package          also snp-release-<date>/ and its .tar.gz
+              sevvm build ovmf --ovmf-platform AmdSevX64    for measured direct boot
             """)
 
     @OptionGroup var workspaceOptions: WorkspaceOptions
@@ -141,7 +141,7 @@ struct InstallHostCommand: AsyncParsableCommand {
             Examples:
               sevvm install-host --dry-run
               sudo sevvm install-host snp-release-2026-11-29
-              sevvm install-host --root /srv/image-root     install into a folder (packages are unpacked)
+              sevvm install-host --root /srv/image    into a folder (packages unpacked)
             """)
 
     @OptionGroup var workspaceOptions: WorkspaceOptions

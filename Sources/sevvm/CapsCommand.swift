@@ -41,10 +41,10 @@ struct CapsCommand: AsyncParsableCommand {
             killed right after, or of a running QEMU with --qmp SOCKET.
 
             Examples:
-              sevvm caps                          full report, exit 0 if any SEV mode is ready
-              sevvm caps --mode snp               exit 3 unless SEV-SNP guests can start
-              sevvm caps --json | jq '.facts'     C-bit position and what launch will use
-              sevvm caps --export-certs certs/    write pdh.cert and cert_chain.cert for sevctl
+              sevvm caps                        report; exit 0 if any SEV mode is ready
+              sevvm caps --mode snp             exit 3 unless SNP guests can start
+              sevvm caps --json | jq .facts     C-bit position and what launch uses
+              sevvm caps --export-certs certs/  write pdh.cert, cert_chain.cert
 
             Exit status: 0 when the mode asked for (default: the best available) is ready, \
             3 when it is not, 1 on other errors.
@@ -93,7 +93,6 @@ struct CapsCommand: AsyncParsableCommand {
             }
         }
 
-        let ready = mode.map { report.verdict(for: $0.guestMode)?.ready == true } ?? (report.bestReadyMode != nil)
-        if !ready { throw ExitCode(ExitCodes.hostNotReady) }
+        if !report.isReady(for: mode?.guestMode) { throw ExitCode(ExitCodes.hostNotReady) }
     }
 }

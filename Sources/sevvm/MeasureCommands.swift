@@ -3,6 +3,7 @@ import ArgumentParser
 import Definitions
 import Firmware
 import Foundation
+import HostProbe
 import Measure
 import Support
 
@@ -108,6 +109,8 @@ struct MeasureCommand: AsyncParsableCommand {
             throw fail(error.description)
         } catch let error as DefinitionError {
             throw fail(error.description)
+        } catch let error as HostProbeError {
+            throw fail(error.description)
         }
     }
 
@@ -126,7 +129,8 @@ struct MeasureCommand: AsyncParsableCommand {
         var input: MeasurementInput
         if let name {
             let definition = try DefinitionStore(workspace: workspace.resolved).load(name)
-            input = try DefinitionMeasurement.input(for: definition, mode: try mode.map(parseMode), firmware: ovmf)
+            input = try DefinitionMeasurement.input(
+                for: definition, mode: try mode.map(parseMode), workspace: workspace.resolved, firmware: ovmf)
             if let vcpus { input.vcpus = vcpus }
             if let explicitSignature { input.vcpuSignature = explicitSignature }
             if let kernel {
@@ -176,7 +180,9 @@ struct MeasureCommand: AsyncParsableCommand {
                 if let initrd = input.initrd { object["initrd"] = initrd }
                 if let append = input.append { object["append"] = append }
             }
-            let data = (try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])) ?? Data()
+            let data =
+                (try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]))
+                ?? Data()
             return String(decoding: data, as: UTF8.self)
         default:
             let value = format == "base64" ? base64 : hex
@@ -187,24 +193,158 @@ struct MeasureCommand: AsyncParsableCommand {
     }
 }
 
-/// What a VM definition means for its launch digest: the same mapping `sevvm start` uses.
+/// What a VM definition means for its launch digest and its attestation report: the same mapping
+/// `sevvm start` uses (firmware as discovered for the mode, -cpu model, kernel-hashes direct boot).
 enum DefinitionMeasurement {
-    static func input(for definition: VMDefinition, mode modeOverride: GuestMode?, firmware firmwareOverride: String?) throws
-        -> MeasurementInput
-    {
+    static func input(
+        for definition: VMDefinition, mode modeOverride: GuestMode?, workspace: Workspace, firmware firmwareOverride: String?
+    ) throws -> MeasurementInput {
         let mode = modeOverride ?? definition.mode
         guard mode != .none else { throw MeasureError.unsupportedMode(mode) }
-        guard let firmware = firmwareOverride ?? definition.firmware.explicitPath else {
-            throw ValidationError("VM '\(definition.name)' uses firmware auto; give --ovmf PATH (the file `sevvm start` boots)")
-        }
+        // An explicit file is measured as is; `auto` resolves exactly as `sevvm start` would.
+        let firmware =
+            try firmwareOverride ?? definition.firmware.explicitPath
+            ?? FirmwareDiscovery.find(for: mode, workspace: workspace, explicitPath: nil).code
         let kernelHashes = mode == .snp ? definition.snp.kernelHashes : definition.sev.kernelHashes
         let boot = kernelHashes ? definition.directBoot : nil
         return try MeasurementInput(
             launching: mode, firmware: firmware, vcpus: definition.vcpus, cpuModel: definition.cpu, kernel: boot?.kernel,
             initrd: boot?.initrd, append: boot?.append)
     }
+
+    /// The measurement, policy and host data an SNP guest of this definition must report.
+    static func expectation(for definition: VMDefinition, workspace: Workspace, firmware: String?) throws -> ReportExpectation {
+        guard definition.mode == .snp else {
+            throw ValidationError("VM '\(definition.name)' runs in mode \(definition.mode); attestation reports come from SNP guests only")
+        }
+        let input = try input(for: definition, mode: .snp, workspace: workspace, firmware: firmware)
+        var hostData = [UInt8](repeating: 0, count: SNPSettings.hostDataLength)
+        if let text = definition.snp.hostData, let decoded = Data(base64Encoded: text) { hostData = [UInt8](decoded) }
+        return ReportExpectation(measurement: try LaunchDigest.compute(input), policy: definition.snp.policy.rawValue, hostData: hostData)
+    }
 }
 
 struct ReportCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "report", abstract: "(not yet built)")
+    static let configuration = CommandConfiguration(
+        commandName: "report",
+        abstract: "Read an SEV-SNP attestation report and check it against what sevvm expects for a VM.",
+        discussion: """
+            Inside the guest, `snpguest report report.bin request.txt` (virtee/snpguest) asks the \
+            secure processor for a 1184-byte report. sevvm prints its fields and compares the \
+            measurement (the launch digest `sevvm measure NAME` computes), the policy and the host \
+            data with the VM's definition, naming each mismatch. With --vcek, it also verifies the \
+            report's ECDSA P-384 signature with the chip's VCEK certificate (DER), e.g. from \
+            `snpguest fetch vcek der .` or AMD's key distribution service.
+
+            The report file may be raw bytes or hex text.
+
+            Examples:
+              sevvm report web report.bin --vcek vcek.der
+              sevvm report --expect-from web report.bin --json
+              sevvm report report.bin                      just print the fields
+
+            Exit status: 0 when every check passes, 1 on a mismatch or a bad signature.
+            """
+    )
+
+    @Argument(help: ArgumentHelp("NAME REPORT-FILE, or just REPORT-FILE.", valueName: "NAME] [REPORT-FILE"))
+    var arguments: [String]
+
+    @Option(help: ArgumentHelp("The VM whose expected values the report is compared with.", valueName: "NAME"))
+    var expectFrom: String?
+
+    @Option(help: ArgumentHelp("The VCEK certificate (DER) that should have signed the report.", valueName: "CERT"))
+    var vcek: String?
+
+    @Option(
+        help: ArgumentHelp("The firmware to measure when the VM's firmware is auto (default: what start would pick).", valueName: "PATH"))
+    var ovmf: String?
+
+    @OptionGroup var workspace: WorkspaceOptions
+    @OptionGroup var output: OutputOptions
+
+    func validate() throws {
+        guard (1...2).contains(arguments.count) else { throw ValidationError("give REPORT-FILE, or NAME REPORT-FILE") }
+        if arguments.count == 2 && expectFrom != nil {
+            throw ValidationError("give the VM either as NAME or as --expect-from NAME, not both")
+        }
+    }
+
+    func run() async throws {
+        let name = arguments.count == 2 ? arguments[0] : expectFrom
+        let path = arguments[arguments.count - 1]
+        do {
+            let report = try SNPAttestationReport(contentsOf: path)
+            var checks: [ReportComparison] = []
+            if let name {
+                let definition = try DefinitionStore(workspace: workspace.resolved).load(name)
+                let expectation = try DefinitionMeasurement.expectation(for: definition, workspace: workspace.resolved, firmware: ovmf)
+                checks = report.compare(with: expectation)
+            }
+            var signature: (valid: Bool, message: String)?
+            if let vcek {
+                do {
+                    try report.verifySignature(with: try VCEKCertificate(path: vcek))
+                    signature = (true, "valid (ECDSA P-384, \(vcek))")
+                } catch let error as MeasureError {
+                    signature = (false, error.description)
+                }
+            }
+            print(
+                output.json
+                    ? json(report, checks: checks, signature: signature, name: name)
+                    : text(report, checks: checks, signature: signature, name: name))
+            if checks.contains(where: { !$0.matches }) || signature?.valid == false { throw ExitCode(ExitCodes.failure) }
+        } catch let error as MeasureError {
+            throw fail(error.description)
+        } catch let error as FirmwareError {
+            throw fail(error.description)
+        } catch let error as DefinitionError {
+            throw fail(error.description)
+        } catch let error as HostProbeError {
+            throw fail(error.description)
+        }
+    }
+
+    func text(_ report: SNPAttestationReport, checks: [ReportComparison], signature: (valid: Bool, message: String)?, name: String?)
+        -> String
+    {
+        let terminal = Terminal()
+        var lines = report.fields.map { "\($0.name.padding(toLength: 18, withPad: " ", startingAt: 0)) \($0.value)" }
+        if let name {
+            lines.append("")
+            lines.append("compared with VM '\(name)':")
+            for check in checks {
+                if check.matches {
+                    lines.append("  \(terminal.paint("ok", .green))        \(check.field)")
+                } else {
+                    lines.append(
+                        "  \(terminal.paint("MISMATCH", .red))  \(check.field): the report has \(check.reported), sevvm expects \(check.expected)"
+                    )
+                }
+            }
+        }
+        if let signature {
+            lines.append(
+                "signature: "
+                    + (signature.valid ? terminal.paint(signature.message, .green) : terminal.paint("INVALID: " + signature.message, .red)))
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    func json(_ report: SNPAttestationReport, checks: [ReportComparison], signature: (valid: Bool, message: String)?, name: String?)
+        -> String
+    {
+        var fields: [String: Any] = [:]
+        for (field, value) in report.fields { fields[field] = value }
+        var object: [String: Any] = ["report": fields]
+        if let name {
+            object["vm"] = name
+            object["checks"] = checks.map { ["field": $0.field, "reported": $0.reported, "expected": $0.expected, "matches": $0.matches] }
+        }
+        if let signature { object["signature"] = ["valid": signature.valid, "message": signature.message] }
+        let data =
+            (try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])) ?? Data()
+        return String(decoding: data, as: UTF8.self)
+    }
 }

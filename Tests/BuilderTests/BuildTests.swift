@@ -101,6 +101,34 @@ import Testing
         #expect(sources.read(failing.installDirectory + "/bin/qemu-system-x86_64") != nil)
     }
 
+    /// A finished build's outcome handed from the build thread to the test.
+    final class Outcome: @unchecked Sendable {
+        let done = DispatchSemaphore(value: 0)
+        var error: Error?
+    }
+
+    @Test func interruptedBuildResumesAtTheInterruptedStep() throws {
+        let sources = try FakeSources()
+        var slow = sources.options([.qemu])
+        slow.environment["FAKE_QEMU_SLOW"] = "1"
+        let builder = Builder(options: slow, host: FakeSources.host)
+        // A thread of its own: the build blocks, and must not wait for a shared worker to be free.
+        let outcome = Outcome()
+        Thread.detachNewThread {
+            do { _ = try builder.run() } catch { outcome.error = error }
+            outcome.done.signal()
+        }
+        let compileLog = slow.layout.logPath(.qemu, .compile)
+        for _ in 0..<400 where sources.read(compileLog)?.contains("compiling slowly") != true { usleep(25_000) }
+        builder.cancel()
+        #expect(outcome.done.wait(timeout: .now() + 20) == .success, "the build did not stop after cancel()")
+        #expect(outcome.error as? BuilderError == .interrupted(component: "qemu", step: "compile"))
+        let record = try #require(BuildRecordStore(layout: slow.layout).load(.qemu))
+        #expect(record.completedSteps == [.fetch, .checkout, .configure])
+        #expect(record.failedStep == .compile)
+        #expect(try sources.build(sources.options([.qemu])).result(.qemu) == .built(steps: [.compile, .install]))
+    }
+
     @Test func failedRebuildLeavesThePreviousInstallIntact() throws {
         let sources = try FakeSources()
         _ = try sources.build(sources.options([.qemu]))
@@ -150,6 +178,18 @@ import Testing
         } throws: { error in
             guard case BuilderError.repositoryUnreachable(let variable, _, _) = error else { return false }
             return variable == "OVMF_GIT_URL" && "\(error)".contains("mirror")
+        }
+    }
+
+    @Test func unreachableRepositoryOfAPinnedCommitNamesTheVariable() throws {
+        let sources = try FakeSources()
+        let commit = try sources.head("qemu")
+        try sources.writeStableCommits(extra: "QEMU_GIT_URL=file://\(sources.root)/moved\nQEMU_COMMIT=\(commit)\n")
+        #expect {
+            _ = try sources.build(sources.options([.qemu]))
+        } throws: { error in
+            guard case BuilderError.repositoryUnreachable(let variable, _, let detail) = error else { return false }
+            return variable == "QEMU_GIT_URL" && detail.contains("fetch.log")
         }
     }
 

@@ -1,5 +1,6 @@
 // QEMU and firmware discovery: which binary and which OVMF sevvm picks, against real and synthetic installs.
 import Foundation
+import QMP
 import Support
 import Testing
 

@@ -94,6 +94,9 @@ struct CapturedCapabilities: SEVCapabilitiesSource {
         }
         let ready = report.verdicts.filter(\.ready).map(\.mode.rawValue)
         #expect(ready == variant.ready)
+        // The exit status follows: any ready mode without --mode, exactly the asked one with it.
+        #expect(report.isReady(for: nil) == !variant.ready.isEmpty)
+        #expect(report.isReady(for: .snp) == variant.ready.contains("snp"))
         for verdict in report.verdicts where !verdict.ready {
             #expect(!verdict.blocking.isEmpty)
             #expect(verdict.blocking.allSatisfy { failed.contains($0) })
@@ -124,5 +127,22 @@ struct CapturedCapabilities: SEVCapabilitiesSource {
         #expect(decoded.checks == report.checks)
         #expect(decoded.verdicts == report.verdicts)
         #expect(decoded.capabilities?.pdh == report.capabilities?.pdh)
+    }
+}
+
+@Suite struct HostReportTextTests {
+    @Test func textShowsTreeFixesAndVerdictsWithoutColourOffATTY() async throws {
+        let folder = try TemporaryFolder("text")
+        let variant = try #require(HostVariant.loaded.first { $0.name == "kvm-amd-without-sev-snp" })
+        let host = try FixtureHost(variant: variant, in: folder)
+        let report = await host.prober().probe(try FixtureSoftware.install(in: folder, root: host.root))
+        let text = report.text(terminal: Terminal(fd: -1))
+        #expect(text.hasPrefix("Host: AMD EPYC 9654 96-Core Processor, Linux 6.12.9-snp-host\n"))
+        #expect(text.contains("\n          [FAIL] kvm.snp: kvm_amd sev_snp=N\n"))
+        #expect(text.contains("fix: add `options kvm_amd sev=1 sev-es=1 sev-snp=1` to /etc/modprobe.d/kvm.conf"))
+        #expect(text.contains("  SEV-SNP  not ready: blocked by kvm.snp\n"))
+        #expect(text.contains("  SEV      ready\n"))
+        #expect(text.contains("PDH 2084 bytes (PDH, API 1.55, ECDH-SHA256, signed by PEK)"))
+        #expect(!text.contains("\u{1B}["))
     }
 }

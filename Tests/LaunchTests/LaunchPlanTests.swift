@@ -3,6 +3,7 @@ import Definitions
 import Foundation
 import HostProbe
 import Launch
+import QMP
 import Support
 import Testing
 

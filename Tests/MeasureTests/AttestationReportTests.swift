@@ -87,3 +87,36 @@ import Testing
         #expect(throws: MeasureError.self) { try VCEKCertificate(der: report.bytes, path: "report.bin") }
     }
 }
+
+@Suite struct ReportCheckTests {
+    @Test func namesEachMismatch() throws {
+        let report = try SNPAttestationReport(contentsOf: try Fixtures.path("milan-report.hex"))
+        let expectation = ReportExpectation(
+            measurement: [UInt8](repeating: 0xAB, count: 48), policy: 0x30000, hostData: [UInt8](repeating: 1, count: 32))
+        let checks = report.compare(with: expectation)
+        #expect(checks.map(\.field) == ["measurement", "policy", "host_data"])
+        #expect(checks.map(\.matches) == [false, true, false])
+        #expect(checks[0].reported == hexString(report.measurement))
+        #expect(checks[0].expected == String(repeating: "ab", count: 48))
+        #expect(checks[1].reported == "0x30000")
+    }
+
+    @Test func matchingExpectationHasNoMismatch() throws {
+        let report = try SNPAttestationReport(contentsOf: try Fixtures.path("milan-report.hex"))
+        let checks = report.compare(
+            with: ReportExpectation(measurement: report.measurement, policy: report.policy, hostData: report.hostData))
+        #expect(checks.count == 3)
+        #expect(checks.allSatisfy { $0.matches })
+        #expect(report.compare(with: ReportExpectation()).isEmpty)
+    }
+
+    @Test func fieldsListEveryReportField() throws {
+        let report = try SNPAttestationReport(contentsOf: try Fixtures.path("milan-report.hex"))
+        let fields = Dictionary(uniqueKeysWithValues: report.fields.map { ($0.name, $0.value) })
+        #expect(fields["policy"] == "0x30000")
+        #expect(fields["measurement"] == hexString(report.measurement))
+        #expect(fields["signing_key"] == "VCEK")
+        #expect(fields["current_version"] == "1.52.4")
+        #expect(report.fields.count == 26)
+    }
+}

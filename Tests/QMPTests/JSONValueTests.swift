@@ -107,3 +107,24 @@ struct QMPArgumentsTests {
         #expect(Array(lines[0])[caret] == "!")
     }
 }
+
+@Suite("command timeouts")
+struct QMPTimeoutsTests {
+    @Test(
+        "slow commands get longer limits; exact names beat prefixes; longer prefixes beat shorter",
+        arguments: [
+            ("query-status", Duration.seconds(30)), ("query-qmp-schema", .seconds(60)), ("blockdev-add", .seconds(120)),
+            ("migrate-set-parameters", .seconds(120)), ("query-migrate", .seconds(60)), ("x-query-virtio", .seconds(60)),
+        ])
+    func defaults(command: String, limit: Duration) {
+        #expect(QMPTimeouts.default.timeout(for: command) == limit)
+    }
+
+    @Test func customTable() {
+        let table = QMPTimeouts(standard: .seconds(1), commands: ["a-b": .seconds(5)], prefixes: ["a-": .seconds(2), "a-bc": .seconds(3)])
+        #expect(table.timeout(for: "a-b") == .seconds(5))
+        #expect(table.timeout(for: "a-bcd") == .seconds(3))
+        #expect(table.timeout(for: "a-x") == .seconds(2))
+        #expect(table.timeout(for: "b") == .seconds(1))
+    }
+}

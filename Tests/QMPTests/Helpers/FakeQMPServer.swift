@@ -87,6 +87,18 @@ final class FakeQMPServer: @unchecked Sendable {
         thread.start()
     }
 
+    /// A server that greets, negotiates, answers one command with `answer(command)` (a reply
+    /// object's text without the id) and waits for the client to leave.
+    static func answeringOne(path: String? = nil, _ answer: @escaping @Sendable (JSONDocument) -> String) throws -> FakeQMPServer {
+        try FakeQMPServer(path: path) { peer in
+            peer.greet()
+            peer.negotiate()
+            guard let command = peer.receive() else { return }
+            peer.reply(to: command, answer(command))
+            peer.waitForClose()
+        }
+    }
+
     /// Stops listening, waits for the script to end and removes the folder.
     func stop() {
         stopKeepingFiles()

@@ -1,5 +1,6 @@
 // TestQEMU: a real qemu-system-x86_64 (TCG, -S) with a QMP socket in a private temp folder, killed by PID.
 import Foundation
+import QMP
 import Support
 
 #if canImport(Glibc)
@@ -88,4 +89,16 @@ func makeTemporaryDirectory() throws -> String {
     var template = Array("/tmp/sevvm-qmp-XXXXXX".utf8CString)
     guard let result = mkdtemp(&template) else { throw TestFailure("mkdtemp failed: errno \(errno)") }
     return String(cString: result)
+}
+
+/// Runs `body` with a QMP session on a fresh QEMU; the session is closed and QEMU killed by PID
+/// afterwards, also when the body fails.
+func withQEMUSession<Result>(
+    machine: String = "none", negotiate: Bool = true, _ body: (QMPClient, TestQEMU) async throws -> Result
+) async throws -> Result {
+    let qemu = try TestQEMU(machine: machine)
+    defer { qemu.stop() }
+    let client = try await QMPClient.connect(socketPath: qemu.qmpPath, negotiate: negotiate)
+    defer { client.close() }
+    return try await body(client, qemu)
 }
