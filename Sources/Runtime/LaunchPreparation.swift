@@ -25,7 +25,7 @@ extension VMRuntime {
     public func plan(_ request: LaunchRequest = LaunchRequest()) throws -> LaunchPlan {
         let definition = try DefinitionStore(workspace: workspace).load(name)
         let mode = request.mode ?? definition.mode
-        let qemu = try QEMUDiscovery.find(workspace: workspace, explicitPath: request.qemuPath)
+        let qemu = try QEMUVersionCache.installation(workspace: workspace, explicitPath: request.qemuPath)
         let firmware: FirmwareChoice?
         if mode == .none, definition.directBoot != nil, definition.firmware.explicitPath == nil {
             // An unencrypted guest booting its kernel directly needs no UEFI: QEMU's default BIOS

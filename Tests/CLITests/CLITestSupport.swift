@@ -83,17 +83,17 @@ final class TestWorkspace: @unchecked Sendable {
         return try ProcessRunner.run([binary] + arguments, environment: ["SEVVM_WORKSPACE": root, "NO_COLOR": "1"])
     }
 
-    /// Writes vms/NAME.json (schema 1) for the tiny guest: direct kernel boot, 256 MiB, one vCPU.
-    func createTiny(_ name: String, mode: String = "none", extra: [String: Any] = [:]) throws {
+    /// `sevvm create` for the tiny guest: direct kernel boot, 256 MiB, one vCPU, TCG.
+    func createTiny(_ name: String, mode: String = "none", extra: [String] = []) throws {
         let guest = CLIEnvironment.tinyGuest
-        var definition: [String: Any] = [
-            "schemaVersion": 1, "name": name, "mode": mode, "memory": "256M", "vcpus": 1,
-            "directBoot": ["kernel": guest?.kernel ?? "/missing", "initrd": guest?.initrd ?? "/missing", "append": "console=ttyS0"],
-        ]
-        definition.merge(extra) { _, new in new }
-        try FileManager.default.createDirectory(atPath: root + "/vms", withIntermediateDirectories: true)
-        let data = try JSONSerialization.data(withJSONObject: definition, options: [.prettyPrinted, .sortedKeys])
-        try data.write(to: URL(fileURLWithPath: root + "/vms/\(name).json"))
+        let result = try run(
+            [
+                "create", name, "--mode", mode, "--memory", "256M", "--vcpus", "1", "--accel", "tcg",
+                "--kernel", guest?.kernel ?? "/missing", "--initrd", guest?.initrd ?? "/missing", "--append", "console=ttyS0",
+            ] + extra)
+        guard result.succeeded else {
+            throw SupportError.io(path: root + "/vms/\(name).json", operation: "sevvm create (\(result.stderrText))", errno: EINVAL)
+        }
     }
 
     func runtimeFolder(_ name: String) -> String { root + "/run/" + name }

@@ -148,7 +148,7 @@ struct SNPStartRefusalTests {
     @Test func snpStartFailsWithTheTranslatedKVMError() throws {
         let workspace = try TestWorkspace()
         // This host reports no C-bit position (no SEV): give Genoa's, as a user of such a host would.
-        try workspace.createTiny("snp", mode: "snp", extra: ["cbitpos": 51, "reducedPhysBits": 1])
+        try workspace.createTiny("snp", mode: "snp", extra: ["--cbitpos", "51", "--reduced-phys-bits", "1"])
         let result = try workspace.sevvm("start", "snp", "--snp", "--accel", "kvm")
         #expect(result.status == 1)
         #expect(result.stderrText.contains("vm-type SEV-SNP not supported by KVM"), "\(result.stderrText)")

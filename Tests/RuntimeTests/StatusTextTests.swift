@@ -1,5 +1,6 @@
 // Status pieces that need no QEMU: run-state mapping, the guest's console report, event lines, folder layout.
 import Foundation
+import QMP
 import Support
 import Testing
 
@@ -100,5 +101,35 @@ import Testing
             mode: mode, accel: "kvm", startedAt: Date(), warnings: [])
         try record.save(runtime.folder.stateFile)
         await #expect(throws: RuntimeError.resetRefused(name: "secret", mode: mode.displayName)) { try await runtime.reset() }
+    }
+}
+
+@Suite struct QEMUVersionCacheTests {
+    /// A stand-in QEMU that only answers --version.
+    private func writeFakeQEMU(_ path: String, version: String) throws {
+        try "#!/bin/sh\necho 'QEMU emulator version \(version)'\n".write(toFile: path, atomically: false, encoding: .utf8)
+        chmod(path, 0o755)
+    }
+
+    @Test func versionIsReusedUntilTheBinaryChanges() throws {
+        let folder = try TemporaryFolder()
+        let workspace = Workspace(root: folder.path)
+        let qemu = folder.path + "/qemu-system-x86_64"
+        try writeFakeQEMU(qemu, version: "9.2.0")
+        let first = try QEMUVersionCache.installation(workspace: workspace, explicitPath: qemu)
+        #expect(first.version.description == "9.2.0")
+        #expect(first.origin == "--qemu")
+
+        // While the binary is unchanged the cached answer is used (proven by editing the cache).
+        let cacheFile = workspace.runDirectory + "/qemu-discovery.json"
+        var entry = try JSONDecoder().decode(
+            QEMUVersionCache.Entry.self, from: try #require(FileManager.default.contents(atPath: cacheFile)))
+        entry.installation.version = QEMUVersion(major: 8, minor: 0, micro: 0)
+        try JSONEncoder().encode(entry).write(to: URL(fileURLWithPath: cacheFile))
+        #expect(try QEMUVersionCache.installation(workspace: workspace, explicitPath: qemu).version.major == 8)
+
+        // A rebuilt binary is asked again.
+        try writeFakeQEMU(qemu, version: "10.0.2")
+        #expect(try QEMUVersionCache.installation(workspace: workspace, explicitPath: qemu).version.description == "10.0.2")
     }
 }
