@@ -27,12 +27,17 @@ struct FieldReader {
     let members: [String: JSONValue]
     let path: String
 
-    init(_ value: JSONValue, path: String, allowed: [String]) throws {
+    /// Reads an object whose allowed members are the cases of `fields`.
+    init<Fields: CodingKey & CaseIterable>(_ value: JSONValue, path: String, fields: Fields.Type) throws {
         guard case .object(let members) = value else {
             throw DefinitionError.wrongType(file: nil, field: path.isEmpty ? "(top level)" : path, expected: "an object")
         }
-        for key in members.keys.sorted() where !allowed.contains(key) {
-            throw DefinitionError.unknownField(file: nil, field: fieldPath(path, key), allowed: allowed)
+        // Most objects are well formed: check cheaply, and sort only to report the first unknown key.
+        let allowed = Fields.allCases.map(\.stringValue)
+        if members.count > allowed.count || members.keys.contains(where: { !allowed.contains($0) }) {
+            if let unknown = members.keys.sorted().first(where: { !allowed.contains($0) }) {
+                throw DefinitionError.unknownField(file: nil, field: fieldPath(path, unknown), allowed: allowed)
+            }
         }
         self.members = members
         self.path = path

@@ -75,7 +75,7 @@ public struct VMDefinition: Sendable, Equatable, Codable, JSONReadable {
     }
 
     init(json: JSONValue, path: String) throws {
-        let r = try FieldReader(json, path: path, allowed: CodingKeys.allCases.map(\.rawValue))
+        let r = try FieldReader(json, path: path, fields: CodingKeys.self)
         schemaVersion = try r.required("schemaVersion", r.int)
         name = try r.required("name", r.string)
         mode = try r.choice("mode") ?? .none
@@ -190,7 +190,7 @@ public struct Disk: Sendable, Equatable, Codable, JSONReadable {
     enum CodingKeys: String, CodingKey, CaseIterable { case path, format, bus, readOnly }
 
     init(json: JSONValue, path: String) throws {
-        let r = try FieldReader(json, path: path, allowed: CodingKeys.allCases.map(\.rawValue))
+        let r = try FieldReader(json, path: path, fields: CodingKeys.self)
         self.path = try r.required("path", r.string)
         format = try r.string("format")
         bus = try r.choice("bus") ?? .virtioSCSI
@@ -213,7 +213,7 @@ public struct DirectBoot: Sendable, Equatable, Codable, JSONReadable {
     enum CodingKeys: String, CodingKey, CaseIterable { case kernel, initrd, append }
 
     init(json: JSONValue, path: String) throws {
-        let r = try FieldReader(json, path: path, allowed: CodingKeys.allCases.map(\.rawValue))
+        let r = try FieldReader(json, path: path, fields: CodingKeys.self)
         kernel = try r.required("kernel", r.string)
         initrd = try r.string("initrd")
         append = try r.string("append")
@@ -288,7 +288,7 @@ public struct Network: Sendable, Equatable, Codable, JSONReadable {
     enum CodingKeys: String, CodingKey, CaseIterable { case mode, forwards }
 
     init(json: JSONValue, path: String) throws {
-        let r = try FieldReader(json, path: path, allowed: CodingKeys.allCases.map(\.rawValue))
+        let r = try FieldReader(json, path: path, fields: CodingKeys.self)
         mode = try r.choice("mode") ?? .none
         forwards = try r.list("forwards", PortForward.init) ?? []
     }
@@ -322,7 +322,7 @@ public struct SEVSettings: Sendable, Equatable, Codable, JSONReadable {
     enum CodingKeys: String, CodingKey, CaseIterable { case policy, kernelHashes }
 
     init(json: JSONValue, path: String) throws {
-        let r = try FieldReader(json, path: path, allowed: CodingKeys.allCases.map(\.rawValue))
+        let r = try FieldReader(json, path: path, fields: CodingKeys.self)
         policy = try r.nested("policy", as: SEVPolicy.self)
         kernelHashes = try r.bool("kernelHashes") ?? false
     }
@@ -366,7 +366,7 @@ public struct SNPSettings: Sendable, Equatable, Codable, JSONReadable {
     }
 
     init(json: JSONValue, path: String) throws {
-        let r = try FieldReader(json, path: path, allowed: CodingKeys.allCases.map(\.rawValue))
+        let r = try FieldReader(json, path: path, fields: CodingKeys.self)
         policy = try r.nested("policy", as: SNPPolicy.self) ?? .default
         hostData = try r.string("hostData")
         idBlock = try r.string("idBlock")
@@ -392,7 +392,7 @@ public struct CreatedFiles: Sendable, Equatable, Codable, JSONReadable {
     enum CodingKeys: String, CodingKey, CaseIterable { case disks, varsCopy }
 
     init(json: JSONValue, path: String) throws {
-        let r = try FieldReader(json, path: path, allowed: CodingKeys.allCases.map(\.rawValue))
+        let r = try FieldReader(json, path: path, fields: CodingKeys.self)
         disks = try r.strings("disks") ?? []
         varsCopy = try r.string("varsCopy")
     }
