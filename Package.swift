@@ -27,7 +27,7 @@ let package = Package(
         // Domain targets.
         .target(name: "Firmware", dependencies: ["Support"]),
         .target(name: "HostProbe", dependencies: ["QMP", "Firmware", "CShims", "Support"]),
-        .target(name: "Definitions", dependencies: ["Support"]),
+        .target(name: "Definitions", dependencies: ["QMP", "Support"]),
         .target(name: "Measure", dependencies: ["Firmware", "Support", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "Launch", dependencies: ["Definitions", "HostProbe", "Support"]),
         .target(name: "Runtime", dependencies: ["Launch", "Definitions", "HostProbe", "Measure", "QMP", "Support", "CShims"]),

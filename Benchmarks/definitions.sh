@@ -35,13 +35,17 @@ hyperfine --shell=none --warmup 3 --min-runs "${RUNS:-20}" --export-json "$work/
 
 python3 - "$work/result.json" "$count" <<'PY'
 import json, sys
-results = {r["command"]: r["mean"] * 1000 for r in json.load(open(sys.argv[1]))["results"]}
+rows = json.load(open(sys.argv[1]))["results"]
+wall = {r["command"]: r["mean"] * 1000 for r in rows}
+cpu = {r["command"]: (r["user"] + r["system"]) * 1000 for r in rows}
 count = sys.argv[2]
-base = results["true"]
-start = results["sevvm --version"]
-print(f"{'command':28} {'mean ms':>8} {'x true':>8} {'- sevvm start ms':>17}")
-for name, ms in results.items():
-    print(f"{name:28} {ms:8.2f} {ms / base:8.1f} {ms - start:17.2f}")
-listing = results[f"sevvm list ({count})"]
-print(f"target: list of {count} under 100 ms -> {listing:.1f} ms: {'PASS' if listing < 100 else 'FAIL'}")
+base = wall["true"]
+start = wall["sevvm --version"]
+print(f"{'command':28} {'wall ms':>8} {'cpu ms':>7} {'x true':>7} {'wall - sevvm start':>19}")
+for name, ms in wall.items():
+    print(f"{name:28} {ms:8.2f} {cpu[name]:7.2f} {ms / base:7.1f} {ms - start:19.2f}")
+listing = wall[f"sevvm list ({count})"]
+print(f"target: list of {count} under 100 ms -> {listing:.1f} ms wall ({cpu[f'sevvm list ({count})']:.1f} ms CPU): "
+      f"{'PASS' if listing < 100 else 'FAIL'}")
+print("note: on a busy machine wall time includes waiting for a CPU; the CPU column is the work itself")
 PY

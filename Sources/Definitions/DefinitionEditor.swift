@@ -1,5 +1,6 @@
-// `edit NAME --set key=value`: dotted keys applied to the definition's JSON, then decoded and validated strictly.
+// `edit NAME --set key=value`: dotted keys applied to the definition's JSON, then read and validated strictly.
 import Foundation
+import QMP
 
 public enum DefinitionEditor {
     /// Fields that are bookkeeping, not settings.
@@ -19,66 +20,64 @@ public enum DefinitionEditor {
 
     /// Applies `key=value` assignments. Values are read as JSON when they look like JSON
     /// (numbers, true/false, null, [..], {..}, "..."); other text is a string, and a comma list
-    /// for a list field becomes a list. `null` removes an optional field.
-    /// `file` names the definition in error messages.
+    /// for a list field becomes a list. `null` removes an optional field. `file` names the
+    /// definition in error messages.
     public static func apply(
         _ assignments: [(key: String, value: String)], to definition: VMDefinition, file: String? = nil
     ) throws -> VMDefinition {
-        let data = try DefinitionStore.encode(definition)
-        guard var tree = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-            throw DefinitionError.unknownKey(key: "", reason: "the definition is not a JSON object")
-        }
+        let label = file ?? "(edit of \(definition.name))"
+        var tree = try DefinitionError.parse(String(decoding: try DefinitionStore.encode(definition), as: UTF8.self), file: label)
         for (key, value) in assignments {
             let path = key.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
             guard let first = path.first, !first.isEmpty, !path.contains("") else {
                 throw DefinitionError.unknownKey(key: key, reason: "keys are field names joined by dots, e.g. snp.hostData or disks.0.bus")
             }
             if let reason = protectedKeys[first] { throw DefinitionError.unknownKey(key: key, reason: reason) }
-            tree = try set(Substring(key), path[...], in: tree, to: value) as? [String: Any] ?? tree
+            tree = try set(key, path[...], in: tree, to: value) ?? tree
         }
-        let edited = try JSONSerialization.data(withJSONObject: tree)
-        return try DefinitionStore.decode(edited, file: file ?? "(edit of \(definition.name))")
+        return try DefinitionStore.decode(json: tree, file: label)
     }
 
-    private static func set(_ key: Substring, _ path: ArraySlice<String>, in node: Any?, to text: String) throws -> Any? {
+    /// `node` with the value at `path` replaced; nil means "remove this member".
+    private static func set(_ key: String, _ path: ArraySlice<String>, in node: JSONValue?, to text: String) throws -> JSONValue? {
         guard let head = path.first else { return interpret(text, existing: node) }
         let rest = path.dropFirst()
-        if var array = node as? [Any] {
-            guard let index = Int(head), index >= 0, index <= array.count else {
+        switch node {
+        case .array(var elements):
+            guard let index = Int(head), index >= 0, index <= elements.count else {
                 throw DefinitionError.unknownKey(
-                    key: String(key), reason: "'\(head)' is not an index of this list (it has \(array.count) entries)")
+                    key: key, reason: "'\(head)' is not an index of this list (it has \(elements.count) entries)")
             }
-            if index == array.count {
-                array.append(try set(key, rest, in: nil, to: text) ?? NSNull())
-            } else if let value = try set(key, rest, in: array[index], to: text) {
-                array[index] = value
-            } else {
-                array.remove(at: index)
+            let current = index < elements.count ? elements[index] : nil
+            switch (try set(key, rest, in: current, to: text), index < elements.count) {
+            case (let value?, true): elements[index] = value
+            case (let value?, false): elements.append(value)
+            case (nil, true): elements.remove(at: index)
+            case (nil, false): break
             }
-            return array
+            return .array(elements)
+        case .object(var members):
+            members[head] = try set(key, rest, in: members[head], to: text)
+            return .object(members)
+        case nil, .null?:
+            var members: [String: JSONValue] = [:]
+            members[head] = try set(key, rest, in: nil, to: text)
+            return .object(members)
+        default:
+            throw DefinitionError.unknownKey(key: key, reason: "'\(head)' goes below a field that is not an object")
         }
-        var object = node as? [String: Any] ?? [:]
-        if node != nil, !(node is [String: Any]) {
-            throw DefinitionError.unknownKey(key: String(key), reason: "'\(head)' goes below a field that is not an object")
-        }
-        object[head] = try set(key, rest, in: object[head], to: text)
-        return object
     }
 
     /// The JSON value for `text`; nil removes the field.
-    private static func interpret(_ text: String, existing: Any?) -> Any? {
+    private static func interpret(_ text: String, existing: JSONValue?) -> JSONValue? {
         if text == "null" { return nil }
-        if let first = text.first, "[{\"".contains(first),
-            let value = try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])
-        {
-            return value
+        if let first = text.first, "[{\"".contains(first), let value = try? JSONValue.parse(text) { return value }
+        if text == "true" { return .bool(true) }
+        if text == "false" { return .bool(false) }
+        if let number = Int64(text) { return .int(number) }
+        if case .array? = existing {
+            return .array(text.split(separator: ",").map { .string(String($0)) })
         }
-        if text == "true" { return true }
-        if text == "false" { return false }
-        if let number = Int(text) { return number }
-        if existing is [Any] {
-            return text.isEmpty ? [] : text.split(separator: ",").map { String($0) }
-        }
-        return text
+        return .string(text)
     }
 }

@@ -1,8 +1,9 @@
 // SEV and SEV-SNP guest policies: bit layouts from AMD's SEV and SNP firmware ABI specifications.
+import QMP
 
 /// The SEV / SEV-ES guest policy (32 bits): bit 0 NODBG, 1 NOKS, 2 ES, 3 NOSEND, 4 DOMAIN, 5 SEV,
 /// API major in bits 23:16 and minor in 31:24.
-public struct SEVPolicy: Sendable, Equatable, Hashable, Codable, CustomStringConvertible {
+public struct SEVPolicy: Sendable, Equatable, Hashable, Codable, JSONReadable, CustomStringConvertible {
     public var rawValue: UInt32
 
     public init(rawValue: UInt32) { self.rawValue = rawValue }
@@ -47,12 +48,10 @@ public struct SEVPolicy: Sendable, Equatable, Hashable, Codable, CustomStringCon
         rawValue = UInt32(raw)
     }
 
-    public init(from decoder: Decoder) throws {
-        let raw = try PolicyNumber.decode(
-            decoder, maximum: UInt64(UInt32.max),
-            flagBits: { name in
-                Flag(rawValue: name).map { UInt64($0.bit) }
-            }, flagNames: Flag.allCases.map(\.rawValue), base: 0)
+    init(json: JSONValue, path: String) throws {
+        let raw = try PolicyNumber.read(
+            json, path: path, maximum: UInt64(UInt32.max), flagBits: { name in Flag(rawValue: name).map { UInt64($0.bit) } },
+            flagNames: Flag.allCases.map(\.rawValue), base: 0)
         rawValue = UInt32(raw)
     }
 
@@ -65,7 +64,7 @@ public struct SEVPolicy: Sendable, Equatable, Hashable, Codable, CustomStringCon
 /// The SEV-SNP guest policy (64 bits): 7:0 ABI minor, 15:8 ABI major, 16 SMT, 17 reserved (must
 /// be 1), 18 MIGRATE_MA, 19 DEBUG, 20 SINGLE_SOCKET, 21 CXL_ALLOW, 22 MEM_AES_256_XTS, 23 RAPL_DIS,
 /// 24 CIPHERTEXT_HIDING, 25 PAGE_SWAP_DISABLE; bits 26..63 reserved, zero.
-public struct SNPPolicy: Sendable, Equatable, Hashable, Codable, CustomStringConvertible {
+public struct SNPPolicy: Sendable, Equatable, Hashable, Codable, JSONReadable, CustomStringConvertible {
     public var rawValue: UInt64
 
     public init(rawValue: UInt64) { self.rawValue = rawValue }
@@ -131,12 +130,10 @@ public struct SNPPolicy: Sendable, Equatable, Hashable, Codable, CustomStringCon
     }
 
     /// Accepts a number, a hex or decimal string, or a list of flag names (bit 17 added).
-    public init(from decoder: Decoder) throws {
-        rawValue = try PolicyNumber.decode(
-            decoder, maximum: UInt64.max,
-            flagBits: { name in
-                Flag(rawValue: name).map(\.bit)
-            }, flagNames: Flag.allCases.map(\.rawValue), base: Self.reservedOne)
+    init(json: JSONValue, path: String) throws {
+        rawValue = try PolicyNumber.read(
+            json, path: path, maximum: UInt64.max, flagBits: { name in Flag(rawValue: name).map(\.bit) },
+            flagNames: Flag.allCases.map(\.rawValue), base: Self.reservedOne)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -164,30 +161,33 @@ enum PolicyNumber {
         return value
     }
 
-    static func decode(
-        _ decoder: Decoder, maximum: UInt64, flagBits: (String) -> UInt64?, flagNames: [String], base: UInt64
+    static func read(
+        _ json: JSONValue, path: String, maximum: UInt64, flagBits: (String) -> UInt64?, flagNames: [String], base: UInt64
     ) throws -> UInt64 {
-        let field = fieldPath(decoder.codingPath)
-        let container = try decoder.singleValueContainer()
         let allowed = "a number such as 0x30000, or a list of flag names (\(flagNames.joined(separator: ", ")))"
         var value: UInt64
-        if let number = try? container.decode(UInt64.self) {
-            value = number
-        } else if let text = try? container.decode(String.self) {
+        switch json {
+        case .int(let number) where number >= 0:
+            value = UInt64(number)
+        case .string(let text):
             if let number = parse(text) {
                 value = number
             } else {
                 // "smt,debug": flag names in one string, as `edit --set snp.policy=smt,debug` writes them.
-                value = try combine(text.split(separator: ",").map { String($0).trimmingWhitespace() }, field, base, flagBits, allowed)
+                value = try combine(text.split(separator: ",").map { String($0).trimmingWhitespace() }, path, base, flagBits, allowed)
             }
-        } else if let names = try? container.decode([String].self) {
-            value = try combine(names, field, base, flagBits, allowed)
-        } else {
-            throw DefinitionError.wrongType(file: nil, field: field, expected: allowed)
+        case .array(let items):
+            let names = try items.map { item -> String in
+                guard case .string(let name) = item else { throw DefinitionError.wrongType(file: nil, field: path, expected: allowed) }
+                return name
+            }
+            value = try combine(names, path, base, flagBits, allowed)
+        default:
+            throw DefinitionError.wrongType(file: nil, field: path, expected: allowed)
         }
         guard value <= maximum else {
             throw DefinitionError.invalidValue(
-                file: nil, field: field, value: String(value), allowed: "at most 0x\(String(maximum, radix: 16))")
+                file: nil, field: path, value: String(value), allowed: "at most 0x\(String(maximum, radix: 16))")
         }
         return value
     }

@@ -1,5 +1,6 @@
 // `create` beyond the JSON file: new disk images (qemu-img), the per-VM OVMF vars copy, disk format detection.
 import Foundation
+import QMP
 import Support
 
 #if canImport(Glibc)
@@ -125,8 +126,8 @@ public enum DiskImage {
     /// The image's format as qemu-img reports it, or nil when qemu-img is missing or fails.
     public static func format(of path: String, qemuImg: String = "qemu-img") -> String? {
         guard let result = try? ProcessRunner.run([qemuImg, "info", "-U", "--output=json", path]), result.succeeded,
-            let object = try? JSONSerialization.jsonObject(with: result.standardOutput) as? [String: Any]
+            case .string(let format)? = (try? JSONValue.parse(result.stdoutText))?["format"]
         else { return nil }
-        return object["format"] as? String
+        return format
     }
 }

@@ -1,8 +1,9 @@
 // The VM definition: everything a user declares about one guest, as stored in vms/NAME.json.
 import Foundation
+import QMP
 import Support
 
-public struct VMDefinition: Sendable, Equatable, Codable {
+public struct VMDefinition: Sendable, Equatable, Codable, JSONReadable {
     /// The schema this sevvm writes; files with a newer version are refused.
     public static let currentSchemaVersion = 1
     public static let memoryRangeMiB = 16...(4 << 20)
@@ -73,41 +74,42 @@ public struct VMDefinition: Sendable, Equatable, Codable {
         case sev, snp, cbitpos, reducedPhysBits, accel, pciPassthrough, hugepages, extraArgs, created
     }
 
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
-        schemaVersion = try c.decode(Int.self, forKey: .schemaVersion)
-        name = try c.decode(String.self, forKey: .name)
-        mode = try Self.decodeEnum(c, .mode, or: .none)
-        if let mib = try? c.decodeIfPresent(Int.self, forKey: .memory) {
-            memoryMiB = mib
-        } else if let text = try? c.decodeIfPresent(String.self, forKey: .memory) {
+    init(json: JSONValue, path: String) throws {
+        let r = try FieldReader(json, path: path, fields: CodingKeys.self)
+        schemaVersion = try r.required("schemaVersion", r.int)
+        name = try r.required("name", r.string)
+        mode = try r.choice("mode") ?? .none
+        switch r.value("memory") {
+        case nil:
+            memoryMiB = 2048
+        case .int(let mib):
+            memoryMiB = Int(clamping: mib)
+        case .string(let text):
             guard let mib = ByteSize.parseMiB(text) else {
-                throw c.invalid(.memory, text, allowed: "MiB as a number, or a size such as 512M or 2G")
+                throw r.invalid("memory", text, allowed: "MiB as a number, or a size such as 512M or 2G")
             }
             memoryMiB = mib
-        } else if c.contains(.memory), try !c.decodeNil(forKey: .memory) {
-            throw DefinitionError.wrongType(file: nil, field: "memory", expected: "MiB as a number, or a size such as \"2G\"")
-        } else {
-            memoryMiB = 2048
+        default:
+            throw r.wrongType("memory", "MiB as a number, or a size such as \"2G\"")
         }
-        vcpus = try c.value(.vcpus, or: 4)
-        cpu = try c.value(.cpu, or: Self.defaultCPU)
-        machine = try c.value(.machine, or: Self.defaultMachine)
-        firmware = try c.value(.firmware, or: .auto)
-        disks = try c.value(.disks, or: [])
-        cdrom = try c.decodeIfPresent(String.self, forKey: .cdrom)
-        directBoot = try c.decodeIfPresent(DirectBoot.self, forKey: .directBoot)
-        network = try c.value(.network, or: Network())
-        console = try Self.decodeEnum(c, .console, or: .serial)
-        sev = try c.value(.sev, or: SEVSettings())
-        snp = try c.value(.snp, or: SNPSettings())
-        cbitpos = try c.decodeIfPresent(Int.self, forKey: .cbitpos)
-        reducedPhysBits = try c.decodeIfPresent(Int.self, forKey: .reducedPhysBits)
-        accel = try Self.decodeEnum(c, .accel, or: .kvm)
-        pciPassthrough = try c.value(.pciPassthrough, or: [])
-        hugepages = try c.value(.hugepages, or: false)
-        extraArgs = try c.value(.extraArgs, or: [])
-        created = try c.value(.created, or: CreatedFiles())
+        vcpus = try r.int("vcpus") ?? 4
+        cpu = try r.string("cpu") ?? Self.defaultCPU
+        machine = try r.string("machine") ?? Self.defaultMachine
+        firmware = try r.string("firmware").map(FirmwareSetting.init) ?? .auto
+        disks = try r.list("disks", Disk.init) ?? []
+        cdrom = try r.string("cdrom")
+        directBoot = try r.nested("directBoot", as: DirectBoot.self)
+        network = try r.nested("network", as: Network.self) ?? Network()
+        console = try r.choice("console") ?? .serial
+        sev = try r.nested("sev", as: SEVSettings.self) ?? SEVSettings()
+        snp = try r.nested("snp", as: SNPSettings.self) ?? SNPSettings()
+        cbitpos = try r.int("cbitpos")
+        reducedPhysBits = try r.int("reducedPhysBits")
+        accel = try r.choice("accel") ?? .kvm
+        pciPassthrough = try r.strings("pciPassthrough") ?? []
+        hugepages = try r.bool("hugepages") ?? false
+        extraArgs = try r.strings("extraArgs") ?? []
+        created = try r.nested("created", as: CreatedFiles.self) ?? CreatedFiles()
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -135,17 +137,6 @@ public struct VMDefinition: Sendable, Equatable, Codable {
         try c.encode(extraArgs, forKey: .extraArgs)
         try c.encode(created, forKey: .created)
     }
-
-    /// Decodes a string-backed enum, naming the allowed spellings when the value is wrong.
-    static func decodeEnum<E: RawRepresentable & CaseIterable, K>(
-        _ c: KeyedDecodingContainer<K>, _ key: K, or fallback: E
-    ) throws -> E where E.RawValue == String {
-        guard let text = try c.decodeIfPresent(String.self, forKey: key) else { return fallback }
-        guard let value = E(rawValue: text) else {
-            throw c.invalid(key, text, allowed: E.allCases.map(\.rawValue).joined(separator: ", "))
-        }
-        return value
-    }
 }
 
 /// `auto` (discover OVMF: the workspace build first, then the distribution's) or a firmware path.
@@ -162,7 +153,12 @@ public enum FirmwareSetting: Sendable, Equatable, Codable, CustomStringConvertib
 
     public var description: String { explicitPath ?? "auto" }
 
-    public init(from decoder: Decoder) throws { self.init(try decoder.singleValueContainer().decode(String.self)) }
+    public init(from decoder: Decoder) throws {
+        guard case .string(let text) = try JSONTree.decode(decoder) else {
+            throw DefinitionError.wrongType(file: nil, field: fieldPath(decoder.codingPath), expected: "a string")
+        }
+        self.init(text)
+    }
 
     public func encode(to encoder: Encoder) throws {
         var container = encoder.singleValueContainer()
@@ -177,7 +173,7 @@ public enum DiskBus: String, Sendable, Codable, CaseIterable {
     case virtioBlk = "virtio-blk"
 }
 
-public struct Disk: Sendable, Equatable, Codable {
+public struct Disk: Sendable, Equatable, Codable, JSONReadable {
     public var path: String
     /// The image format (qcow2, raw, ...); detected with `qemu-img info` at create time.
     public var format: String?
@@ -193,17 +189,17 @@ public struct Disk: Sendable, Equatable, Codable {
 
     enum CodingKeys: String, CodingKey, CaseIterable { case path, format, bus, readOnly }
 
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
-        path = try c.decode(String.self, forKey: .path)
-        format = try c.decodeIfPresent(String.self, forKey: .format)
-        bus = try VMDefinition.decodeEnum(c, .bus, or: .virtioSCSI)
-        readOnly = try c.value(.readOnly, or: false)
+    init(json: JSONValue, path: String) throws {
+        let r = try FieldReader(json, path: path, fields: CodingKeys.self)
+        self.path = try r.required("path", r.string)
+        format = try r.string("format")
+        bus = try r.choice("bus") ?? .virtioSCSI
+        readOnly = try r.bool("readOnly") ?? false
     }
 }
 
 /// Direct kernel boot: QEMU loads the kernel (and initrd) instead of the firmware's boot menu.
-public struct DirectBoot: Sendable, Equatable, Codable {
+public struct DirectBoot: Sendable, Equatable, Codable, JSONReadable {
     public var kernel: String
     public var initrd: String?
     public var append: String?
@@ -216,11 +212,11 @@ public struct DirectBoot: Sendable, Equatable, Codable {
 
     enum CodingKeys: String, CodingKey, CaseIterable { case kernel, initrd, append }
 
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
-        kernel = try c.decode(String.self, forKey: .kernel)
-        initrd = try c.decodeIfPresent(String.self, forKey: .initrd)
-        append = try c.decodeIfPresent(String.self, forKey: .append)
+    init(json: JSONValue, path: String) throws {
+        let r = try FieldReader(json, path: path, fields: CodingKeys.self)
+        kernel = try r.required("kernel", r.string)
+        initrd = try r.string("initrd")
+        append = try r.string("append")
     }
 }
 
@@ -231,7 +227,7 @@ public enum NetworkMode: String, Sendable, Codable, CaseIterable {
 }
 
 /// A host port forwarded to a guest port, written "2222:22" or "udp:5353:53".
-public struct PortForward: Sendable, Equatable, Hashable, Codable, CustomStringConvertible {
+public struct PortForward: Sendable, Equatable, Hashable, Codable, JSONReadable, CustomStringConvertible {
     public enum TransportProtocol: String, Sendable, Codable, CaseIterable { case tcp, udp }
     public var transport: TransportProtocol
     public var hostPort: Int
@@ -264,10 +260,12 @@ public struct PortForward: Sendable, Equatable, Hashable, Codable, CustomStringC
         (transport == .tcp ? "" : "\(transport.rawValue):") + "\(hostPort):\(guestPort)"
     }
 
-    public init(from decoder: Decoder) throws {
-        let text = try decoder.singleValueContainer().decode(String.self)
+    init(json: JSONValue, path: String) throws {
+        guard case .string(let text) = json else {
+            throw DefinitionError.wrongType(file: nil, field: path, expected: "a string such as \"2222:22\"")
+        }
         guard let forward = PortForward(parsing: text) else {
-            throw DefinitionError.invalidValue(file: nil, field: fieldPath(decoder.codingPath), value: text, allowed: Self.syntax)
+            throw DefinitionError.invalidValue(file: nil, field: path, value: text, allowed: Self.syntax)
         }
         self = forward
     }
@@ -278,7 +276,7 @@ public struct PortForward: Sendable, Equatable, Hashable, Codable, CustomStringC
     }
 }
 
-public struct Network: Sendable, Equatable, Codable {
+public struct Network: Sendable, Equatable, Codable, JSONReadable {
     public var mode: NetworkMode
     public var forwards: [PortForward]
 
@@ -289,10 +287,10 @@ public struct Network: Sendable, Equatable, Codable {
 
     enum CodingKeys: String, CodingKey, CaseIterable { case mode, forwards }
 
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
-        mode = try VMDefinition.decodeEnum(c, .mode, or: .none)
-        forwards = try c.value(.forwards, or: [])
+    init(json: JSONValue, path: String) throws {
+        let r = try FieldReader(json, path: path, fields: CodingKeys.self)
+        mode = try r.choice("mode") ?? .none
+        forwards = try r.list("forwards", PortForward.init) ?? []
     }
 }
 
@@ -310,7 +308,7 @@ public enum Accelerator: String, Sendable, Codable, CaseIterable {
 }
 
 /// SEV and SEV-ES settings (the `sev-guest` object).
-public struct SEVSettings: Sendable, Equatable, Codable {
+public struct SEVSettings: Sendable, Equatable, Codable, JSONReadable {
     /// nil: 0x1 for SEV, 0x5 for SEV-ES.
     public var policy: SEVPolicy?
     /// Measured direct boot: QEMU adds the kernel/initrd/cmdline hashes to the firmware.
@@ -323,15 +321,15 @@ public struct SEVSettings: Sendable, Equatable, Codable {
 
     enum CodingKeys: String, CodingKey, CaseIterable { case policy, kernelHashes }
 
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
-        policy = try c.decodeIfPresent(SEVPolicy.self, forKey: .policy)
-        kernelHashes = try c.value(.kernelHashes, or: false)
+    init(json: JSONValue, path: String) throws {
+        let r = try FieldReader(json, path: path, fields: CodingKeys.self)
+        policy = try r.nested("policy", as: SEVPolicy.self)
+        kernelHashes = try r.bool("kernelHashes") ?? false
     }
 }
 
 /// SEV-SNP settings (the `sev-snp-guest` object).
-public struct SNPSettings: Sendable, Equatable, Codable {
+public struct SNPSettings: Sendable, Equatable, Codable, JSONReadable {
     public var policy: SNPPolicy
     /// 32 bytes, base64: given to the guest's attestation reports verbatim.
     public var hostData: String?
@@ -367,21 +365,21 @@ public struct SNPSettings: Sendable, Equatable, Codable {
         case policy, hostData, idBlock, idAuth, authorKeyEnabled, vcekDisabled, guestVisibleWorkarounds, kernelHashes
     }
 
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
-        policy = try c.value(.policy, or: .default)
-        hostData = try c.decodeIfPresent(String.self, forKey: .hostData)
-        idBlock = try c.decodeIfPresent(String.self, forKey: .idBlock)
-        idAuth = try c.decodeIfPresent(String.self, forKey: .idAuth)
-        authorKeyEnabled = try c.value(.authorKeyEnabled, or: false)
-        vcekDisabled = try c.value(.vcekDisabled, or: false)
-        guestVisibleWorkarounds = try c.decodeIfPresent(String.self, forKey: .guestVisibleWorkarounds)
-        kernelHashes = try c.value(.kernelHashes, or: false)
+    init(json: JSONValue, path: String) throws {
+        let r = try FieldReader(json, path: path, fields: CodingKeys.self)
+        policy = try r.nested("policy", as: SNPPolicy.self) ?? .default
+        hostData = try r.string("hostData")
+        idBlock = try r.string("idBlock")
+        idAuth = try r.string("idAuth")
+        authorKeyEnabled = try r.bool("authorKeyEnabled") ?? false
+        vcekDisabled = try r.bool("vcekDisabled") ?? false
+        guestVisibleWorkarounds = try r.string("guestVisibleWorkarounds")
+        kernelHashes = try r.bool("kernelHashes") ?? false
     }
 }
 
 /// Files sevvm made for a VM (paths as stored in the definition); `rm` deletes only these.
-public struct CreatedFiles: Sendable, Equatable, Codable {
+public struct CreatedFiles: Sendable, Equatable, Codable, JSONReadable {
     public var disks: [String]
     /// The per-VM copy of OVMF_VARS for split firmware (SEV, SEV-ES, no encryption).
     public var varsCopy: String?
@@ -393,9 +391,9 @@ public struct CreatedFiles: Sendable, Equatable, Codable {
 
     enum CodingKeys: String, CodingKey, CaseIterable { case disks, varsCopy }
 
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
-        disks = try c.value(.disks, or: [])
-        varsCopy = try c.decodeIfPresent(String.self, forKey: .varsCopy)
+    init(json: JSONValue, path: String) throws {
+        let r = try FieldReader(json, path: path, fields: CodingKeys.self)
+        disks = try r.strings("disks") ?? []
+        varsCopy = try r.string("varsCopy")
     }
 }

@@ -192,3 +192,15 @@ private func decode(_ json: String) throws -> VMDefinition {
         #expect(SEVPolicy.sevDefault.description == "0x1")
     }
 }
+
+/// Other areas embed VMDefinition in their own JSON through Codable: the same strict rules apply.
+@Suite struct CodableEntryPointTests {
+    @Test func jsonDecoderRoundTripAndStrictness() throws {
+        var definition = VMDefinition(name: "web", mode: .snp)
+        definition.network = Network(mode: .user, forwards: [PortForward(hostPort: 2222, guestPort: 22)])
+        let data = try JSONEncoder().encode(["definition": definition])
+        #expect(try JSONDecoder().decode([String: VMDefinition].self, from: data)["definition"] == definition)
+        let unknown = Data(#"{"schemaVersion": 1, "name": "web", "turbo": true}"#.utf8)
+        #expect(throws: DefinitionError.self) { try JSONDecoder().decode(VMDefinition.self, from: unknown) }
+    }
+}
