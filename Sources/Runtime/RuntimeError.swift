@@ -29,7 +29,8 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable {
             let detail = stderr.trimmingCharacters(in: .whitespacesAndNewlines)
             if !detail.isEmpty { text += ":\n  " + detail.split(separator: "\n").joined(separator: "\n  ") }
             for line in advice { text += "\nhint: " + line }
-            text += "\n(QEMU's full output was in \(log))"
+            // The runtime folder of a failed start is removed; point at a log only when one remains.
+            if FileManager.default.fileExists(atPath: log) { text += "\n(QEMU's full output: \(log))" }
             return text
         case .qemuGone(let name, let during, let log):
             return "QEMU of \(name) ended while \(during); see \(log) and `sevvm status \(name)`"
