@@ -51,7 +51,7 @@ let package = Package(
         .testTarget(name: "DefinitionsTests", dependencies: ["Definitions", "Support"]),
         .testTarget(
             name: "LaunchTests", dependencies: ["Launch", "Definitions", "HostProbe", "QMP", "Support"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Launch", "Definitions", "QMP", "Support"]),
+        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Launch", "Definitions", "HostProbe", "QMP", "Support"]),
         .testTarget(name: "BuilderTests", dependencies: ["Builder", "Support"], exclude: ["Fixtures"]),
         .testTarget(name: "FirmwareTests", dependencies: ["Firmware", "Support"]),
         .testTarget(name: "MeasureTests", dependencies: ["Measure", "Firmware", "Support"], resources: [.copy("Fixtures")]),

@@ -16,8 +16,12 @@ public struct RuntimeRecord: Codable, Sendable, Equatable {
     public var startedAt: Date
     public var pid: Int32?
     public var recorderPid: Int32?
-    /// The launch digest a verifier should expect (filled by `measure` when known).
+    /// The launch digest a verifier should expect (hex), computed at start for encrypted guests.
     public var expectedDigest: String?
+    /// Why `expectedDigest` is missing for an encrypted guest (e.g. firmware without SEV metadata).
+    public var expectedDigestNote: String?
+    /// SEV / SEV-ES only: the launch measurement the PSP returned (`query-sev-launch-measure`, base64).
+    public var launchMeasurement: String?
     public var warnings: [String]
     /// Set once QEMU has ended: how and why.
     public var exit: ExitRecord?

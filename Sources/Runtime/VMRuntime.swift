@@ -1,4 +1,5 @@
 // One VM's lifecycle: start (QEMU -daemonize, event recorder, QMP checks, cont), status, stop, kill, pause, resume, reset.
+import Definitions
 import Foundation
 import Launch
 import QMP
@@ -43,6 +44,15 @@ public struct VMRuntime: Sendable {
         var record = RuntimeRecord(
             name: name, argv: argv, qemuPath: plan.qemu.path, qemuVersion: plan.qemu.version.description,
             firmwarePath: plan.firmware?.code, mode: plan.mode, accel: plan.accel, startedAt: Date(), warnings: plan.warnings)
+        if plan.mode.isEncrypted {
+            // Recorded before QEMU runs, so `status` and a verifier see what this launch must measure.
+            do {
+                let definition = try DefinitionStore(workspace: workspace).load(name)
+                record.expectedDigest = try LaunchMeasurement.expectedDigest(for: definition, plan: plan, workspace: workspace)
+            } catch {
+                record.expectedDigestNote = "\(error)"
+            }
+        }
         try record.save(folder.stateFile)
 
         // QEMU's parent returns once the machine (SEV context included) is initialised or has failed.
@@ -66,10 +76,17 @@ public struct VMRuntime: Sendable {
             recorder = try EventRecorder.spawn(executable: recorderExecutable, folder: folder, handles: handles)
             record.recorderPid = recorder
             try record.save(folder.stateFile)
-            try await withMonitor { monitor in
+            record.launchMeasurement = try await withMonitor { monitor -> String? in
                 if plan.mode.isEncrypted { try await checkSEV(monitor, mode: plan.mode) }
+                // SEV and SEV-ES guests: the PSP's launch measurement exists between launch and `cont`.
+                var measurement: String?
+                if plan.mode == .sev || plan.mode == .sevES {
+                    measurement = try? await monitor.execute("query-sev-launch-measure")["data"]?.string
+                }
                 _ = try await monitor.execute("cont")
+                return measurement
             }
+            if record.launchMeasurement != nil { try record.save(folder.stateFile) }
         } catch {
             abandon(pid: pid, recorder: recorder)
             throw error
@@ -119,6 +136,9 @@ public struct VMRuntime: Sendable {
             return status
         }
         status.guestReport = VMStatus.guestReport(consoleLog: folder.consoleLog)
+        status.expectedDigest = record.expectedDigest
+        status.expectedDigestNote = record.expectedDigestNote
+        status.launchMeasurement = record.launchMeasurement
         if let pid = ProcessControl.liveQEMU(pidfile: folder.pidfile, name: name) {
             status.pid = pid
             status.consoleSocket = folder.consoleSocket

@@ -33,6 +33,11 @@ public struct VMStatus: Codable, Sendable {
     public var guestReport: [String]
     public var runtimeFolder: String
     public var consoleSocket: String?
+    /// The launch digest a verifier should expect (hex), recorded at start; or why there is none.
+    public var expectedDigest: String?
+    public var expectedDigestNote: String?
+    /// SEV / SEV-ES: the PSP's launch measurement (base64) from `query-sev-launch-measure`.
+    public var launchMeasurement: String?
 
     /// Maps QEMU's RunState (qapi/run-state.json) onto sevvm's states.
     static func state(forQEMUStatus status: String) -> VMState {
@@ -88,6 +93,12 @@ public struct VMStatus: Codable, Sendable {
         if let qemuVersion { launch.append("QEMU \(qemuVersion)") }
         if !launch.isEmpty { lines.append("  launch: " + launch.joined(separator: ", ")) }
         if let firmware { lines.append("  firmware: \(firmware)") }
+        if let expectedDigest {
+            lines.append("  expected launch digest: \(expectedDigest)")
+        } else if let expectedDigestNote {
+            lines.append("  expected launch digest: unavailable (\(expectedDigestNote))")
+        }
+        if let launchMeasurement { lines.append("  launch measurement (query-sev-launch-measure): \(launchMeasurement)") }
         if let sev {
             if sev.enabled {
                 let parts = [

@@ -5,6 +5,7 @@ import Firmware
 import Foundation
 import HostProbe
 import Measure
+import Runtime
 import Support
 
 struct MeasureCommand: AsyncParsableCommand {
@@ -124,7 +125,7 @@ struct MeasureCommand: AsyncParsableCommand {
         var input: MeasurementInput
         if let name {
             let definition = try DefinitionStore(workspace: workspace.resolved).load(name)
-            input = try DefinitionMeasurement.input(
+            input = try LaunchMeasurement.input(
                 for: definition, mode: try mode.map(parseMode), workspace: workspace.resolved, firmware: ovmf)
             if let vcpus { input.vcpus = vcpus }
             if let explicitSignature { input.vcpuSignature = explicitSignature }
@@ -205,35 +206,6 @@ func reportingDomainErrors(_ body: () throws -> Void) throws {
 
 /// What a VM definition means for its launch digest and its attestation report: the same mapping
 /// `sevvm start` uses (firmware as discovered for the mode, -cpu model, kernel-hashes direct boot).
-enum DefinitionMeasurement {
-    static func input(
-        for definition: VMDefinition, mode modeOverride: GuestMode?, workspace: Workspace, firmware firmwareOverride: String?
-    ) throws -> MeasurementInput {
-        let mode = modeOverride ?? definition.mode
-        guard mode != .none else { throw MeasureError.unsupportedMode(mode) }
-        // An explicit file is measured as is; `auto` resolves exactly as `sevvm start` would.
-        let firmware =
-            try firmwareOverride ?? definition.firmware.explicitPath
-            ?? FirmwareDiscovery.find(for: mode, workspace: workspace, explicitPath: nil).code
-        let kernelHashes = mode == .snp ? definition.snp.kernelHashes : definition.sev.kernelHashes
-        let boot = kernelHashes ? definition.directBoot : nil
-        return try MeasurementInput(
-            launching: mode, firmware: firmware, vcpus: definition.vcpus, cpuModel: definition.cpu, kernel: boot?.kernel,
-            initrd: boot?.initrd, append: boot?.append)
-    }
-
-    /// The measurement, policy and host data an SNP guest of this definition must report.
-    static func expectation(for definition: VMDefinition, workspace: Workspace, firmware: String?) throws -> ReportExpectation {
-        guard definition.mode == .snp else {
-            throw ValidationError("VM '\(definition.name)' runs in mode \(definition.mode); attestation reports come from SNP guests only")
-        }
-        let input = try input(for: definition, mode: .snp, workspace: workspace, firmware: firmware)
-        var hostData = [UInt8](repeating: 0, count: SNPSettings.hostDataLength)
-        if let text = definition.snp.hostData, let decoded = Data(base64Encoded: text) { hostData = [UInt8](decoded) }
-        return ReportExpectation(measurement: try LaunchDigest.compute(input), policy: definition.snp.policy.rawValue, hostData: hostData)
-    }
-}
-
 struct ReportCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "report",
@@ -288,7 +260,7 @@ struct ReportCommand: AsyncParsableCommand {
             var checks: [ReportComparison] = []
             if let name {
                 let definition = try DefinitionStore(workspace: workspace.resolved).load(name)
-                let expectation = try DefinitionMeasurement.expectation(for: definition, workspace: workspace.resolved, firmware: ovmf)
+                let expectation = try LaunchMeasurement.expectation(for: definition, workspace: workspace.resolved, firmware: ovmf)
                 checks = report.compare(with: expectation)
             }
             var signature: (valid: Bool, message: String)?
