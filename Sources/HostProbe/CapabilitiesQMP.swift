@@ -60,8 +60,9 @@ public struct SocketCapabilities: SEVCapabilitiesSource {
 public struct ThrowawayQEMUCapabilities: SEVCapabilitiesSource {
     public let qemuPath: String
     public let kvmPath: String
-    /// How long QEMU may take to open its QMP socket.
-    public var startTimeout: Duration = .seconds(10)
+    /// How long QEMU may take to open its QMP socket: it normally takes ~100 ms, but a loaded
+    /// machine (parallel TCG guests) has been seen to need over 10 s.
+    public var startTimeout: Duration = .seconds(30)
 
     public init(qemuPath: String, kvmPath: String = "/dev/kvm") {
         self.qemuPath = qemuPath

@@ -63,7 +63,7 @@ struct ChildProcess {
     }
 
     /// Runs `argv` to completion and returns its status and output.
-    static func run(_ argv: [String], in folder: String, timeout: Duration = .seconds(10)) async throws -> (status: Int32, output: String) {
+    static func run(_ argv: [String], in folder: String, timeout: Duration = .seconds(30)) async throws -> (status: Int32, output: String) {
         let child = try spawn(argv, outputPath: folder + "/out-\(UUID().uuidString.prefix(8))")
         defer { try? FileManager.default.removeItem(atPath: child.outputPath) }
         guard let status = try await child.wait(timeout: timeout) else {

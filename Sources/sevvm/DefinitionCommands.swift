@@ -3,6 +3,7 @@ import ArgumentParser
 import Definitions
 import Foundation
 import HostProbe
+import Runtime
 import Support
 
 /// Turns a path typed on the command line into an absolute one (it was relative to the shell's folder).
@@ -268,17 +269,19 @@ struct ListCommand: AsyncParsableCommand {
         } catch {
             throw failure(error)
         }
-        let rows = entries.map { entry -> ListRow in
-            let live = LiveState.probe(workspace: workspace, name: entry.name)
-            var pid: Int32?
-            if case .running(let running) = live { pid = running }
+        var rows: [ListRow] = []
+        for entry in entries {
+            // The runtime's own verdict (pidfile lock, /proc, how the last run ended), without a
+            // QMP round trip per VM: `list` must stay fast for many definitions.
+            let live = await VMRuntime(workspace: workspace, name: entry.name).status(queryMonitor: false)
             switch entry.result {
             case .success(let definition):
-                return ListRow(
-                    name: entry.name, state: live.word, pid: pid, mode: definition.mode.rawValue, memoryMiB: definition.memoryMiB,
-                    vcpus: definition.vcpus, disks: definition.disks.count)
+                rows.append(
+                    ListRow(
+                        name: entry.name, state: live.state.rawValue, pid: live.pid, mode: definition.mode.rawValue,
+                        memoryMiB: definition.memoryMiB, vcpus: definition.vcpus, disks: definition.disks.count))
             case .failure(let error):
-                return ListRow(name: entry.name, state: live.word, pid: pid, error: error.description)
+                rows.append(ListRow(name: entry.name, state: live.state.rawValue, pid: live.pid, error: error.description))
             }
         }
         if output.json {
@@ -321,6 +324,8 @@ private struct ShowDocument: Encodable {
     var pid: Int32?
     var definition: VMDefinition
     var warnings: [String]
+    /// The runtime facts (as `status --json` reports them): exact QEMU, firmware, digest, SEV state.
+    var runtime: VMStatus
 }
 
 struct ShowCommand: AsyncParsableCommand {
@@ -347,26 +352,30 @@ struct ShowCommand: AsyncParsableCommand {
         } catch {
             throw failure(error)
         }
-        let live = LiveState.probe(workspace: workspace, name: name)
-        var pid: Int32?
-        if case .running(let running) = live { pid = running }
+        let live = await VMRuntime(workspace: workspace, name: name).status()
         let warnings = DefinitionStore.warnings(for: definition)
         if output.json {
             try printJSON(
                 ShowDocument(
-                    name: name, path: workspace.definitionPath(for: name), state: live.word, pid: pid, definition: definition,
-                    warnings: warnings))
+                    name: name, path: workspace.definitionPath(for: name), state: live.state.rawValue, pid: live.pid,
+                    definition: definition, warnings: warnings, runtime: live))
             return
         }
         print(Self.describe(definition, live: live, workspace: workspace))
+        if live.mode != nil {
+            // The last run's facts: exact QEMU, firmware, expected digest, SEV state, guest report.
+            print(
+                "runtime:\n"
+                    + live.render(terminal: Terminal()).split(separator: "\n").dropFirst().map { "  " + $0 }.joined(separator: "\n"))
+        }
         for warning in warnings { printError("warning: \(warning)") }
     }
 
     /// A human summary: one fact per line.
-    static func describe(_ definition: VMDefinition, live: LiveState, workspace: Workspace) -> String {
+    static func describe(_ definition: VMDefinition, live: VMStatus, workspace: Workspace) -> String {
         var lines = [
             "name:      \(definition.name)",
-            "state:     \(live)",
+            "state:     \(live.state.rawValue)\(live.pid.map { " (pid \($0))" } ?? "")\(live.reason.map { ": \($0)" } ?? "")",
             "file:      \(workspace.definitionPath(for: definition.name))",
             "mode:      \(definition.mode.rawValue) (\(definition.mode.displayName))",
             "memory:    \(ByteSize.formatMiB(definition.memoryMiB))",
