@@ -9,6 +9,10 @@ struct QMPCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "qmp",
         abstract: "Run one QMP command and print its result as JSON.",
+        usage: """
+            sevvm qmp NAME COMMAND [ARGUMENTS-JSON] [--raw] [--pretty|--compact] [--timeout S]
+            sevvm qmp --socket PATH COMMAND [ARGUMENTS-JSON] [--raw] [--pretty|--compact] [--timeout S]
+            """,
         discussion: """
             Connects to a QEMU QMP socket, negotiates capabilities, runs COMMAND with the \
             optional ARGUMENTS-JSON object and prints the command's "return" value (--raw: the \
@@ -53,32 +57,32 @@ struct QMPCommand: AsyncParsableCommand {
     var timeout: Double?
 
     @Argument(
-        help: ArgumentHelp("The QMP command, e.g. query-status (without --socket: the VM's NAME, then COMMAND).", valueName: "COMMAND"))
-    var command: String
-
-    @Argument(
-        help: ArgumentHelp("The command's arguments as one JSON object, e.g. '{\"device\": \"virtio0\"}'.", valueName: "ARGUMENTS-JSON"))
-    var arguments: String?
-
-    @Argument(help: ArgumentHelp("With NAME: the command's arguments as one JSON object.", valueName: "ARGUMENTS-JSON"))
-    var vmArguments: String?
+        help: ArgumentHelp(
+            "NAME COMMAND [ARGUMENTS-JSON] for a VM of the workspace, or COMMAND [ARGUMENTS-JSON] with --socket; ARGUMENTS-JSON is one JSON object, e.g. '{\"device\": \"virtio0\"}'.",
+            valueName: "NAME|COMMAND"))
+    var words: [String] = []
 
     @OptionGroup var workspace: WorkspaceOptions
 
-    /// `qmp NAME COMMAND [ARGS]` (no --socket) shifts the positionals by one.
+    /// The VM (without --socket), the QMP command and its arguments, from the positionals.
     private var request: (vm: String?, command: String, arguments: String?) {
-        if socket == nil, let arguments { return (command, arguments, vmArguments) }
-        return (nil, command, arguments)
+        let rest = socket == nil ? Array(words.dropFirst()) : words
+        return (socket == nil ? words.first : nil, rest.first ?? "", rest.count > 1 ? rest[1] : nil)
     }
 
     func validate() throws {
         if pretty && compact { throw ValidationError("--pretty and --compact exclude each other") }
         if let timeout, !(timeout > 0 && timeout <= 86_400) { throw ValidationError("--timeout must be between 0 and 86400 seconds") }
-        if command.isEmpty || command.hasPrefix("{") {
-            throw ValidationError("COMMAND comes first, then ARGUMENTS-JSON: sevvm qmp --socket PATH query-status")
+        let expected = socket == nil ? "NAME COMMAND [ARGUMENTS-JSON]" : "COMMAND [ARGUMENTS-JSON] after --socket PATH"
+        let minimum = socket == nil ? 2 : 1
+        guard (minimum...minimum + 1).contains(words.count) else {
+            throw ValidationError(
+                "expected \(expected), got \(words.count) argument(s): sevvm qmp web query-status, or sevvm qmp --socket PATH query-status")
         }
-        if socket != nil, vmArguments != nil {
-            throw ValidationError("with --socket give COMMAND and at most one ARGUMENTS-JSON")
+        let command = request.command
+        if command.isEmpty || command.hasPrefix("{") {
+            throw ValidationError(
+                "COMMAND comes before ARGUMENTS-JSON: sevvm qmp web query-status, or sevvm qmp --socket PATH query-status")
         }
     }
 
@@ -113,7 +117,8 @@ struct QMPCommand: AsyncParsableCommand {
     private func resolveSocketPath() throws -> String {
         if let socket { return socket }
         guard let name = request.vm else {
-            throw fail("say which VM or QMP socket to use: sevvm qmp NAME \(command), or sevvm qmp --socket PATH \(command)")
+            throw fail(
+                "say which VM or QMP socket to use: sevvm qmp NAME \(request.command), or sevvm qmp --socket PATH \(request.command)")
         }
         do {
             return try VMRuntime(workspace: workspace.resolved, name: name).controlSocket()
