@@ -32,22 +32,26 @@ struct CreateCommand: AsyncParsableCommand {
         commandName: "create",
         abstract: "Define a VM: write a validated vms/NAME.json (and its disk image and UEFI variables).",
         discussion: """
-            The definition is what `sevvm start` launches; `sevvm edit` changes it later. Paths are
-            made absolute. --disk-size creates images/NAME.qcow2 with qemu-img; SEV and SEV-ES VMs
-            get their own copy of the OVMF variables (images/NAME-OVMF_VARS.fd). `sevvm rm` removes
+            The definition is what `sevvm start` launches; `sevvm edit` changes it later. Paths are \
+            made absolute. --disk-size creates images/NAME.qcow2 with qemu-img; SEV and SEV-ES VMs \
+            get their own copy of the OVMF variables (images/NAME-OVMF_VARS.fd). `sevvm rm` removes \
             exactly what create made, never a disk you brought.
 
             Examples:
-              sevvm create web --mode snp --memory 4G --vcpus 4 --disk-size 20G --cdrom debian-12.iso
-              sevvm create tiny --memory 256M --vcpus 1 --kernel images/vmlinuz --initrd images/initrd.gz \\
-                    --append "console=ttyS0" --accel tcg
-              sevvm create db --mode sev-es --disk /var/lib/images/db.qcow2 --network user --forward 2222:22
-              sevvm create att --mode snp --snp-flag debug --host-data "$(head -c32 /dev/urandom | base64)"
+              sevvm create web --mode snp --memory 4G --disk-size 20G \\
+                    --cdrom debian-12.iso
+              sevvm create tiny --memory 256M --vcpus 1 --accel tcg \\
+                    --kernel images/vmlinuz --initrd images/initrd.gz \\
+                    --append console=ttyS0
+              sevvm create db --mode sev-es --disk /srv/db.qcow2 \\
+                    --network user --forward 2222:22
+              sevvm create att --mode snp --snp-flag debug \\
+                    --host-data "$(head -c32 /dev/urandom | base64)"
 
-            SNP policy: --policy 0x30000 (the default: SMT allowed), or flags added with --snp-flag
-            (smt, migrate-ma, debug, single-socket, cxl-allow, mem-aes-256-xts, rapl-dis,
-            ciphertext-hiding, page-swap-disable); bit 17 is always set. SEV/SEV-ES policy:
-            --policy 0x1 / 0x5 (the defaults).
+            SNP policy: --policy 0x30000 (the default: SMT allowed), or flags added with --snp-flag \
+            (smt, migrate-ma, debug, single-socket, cxl-allow, mem-aes-256-xts, rapl-dis, \
+            ciphertext-hiding, page-swap-disable); bit 17 is always set. SEV/SEV-ES \
+            policy: --policy 0x1 / 0x5 (the defaults).
             """)
 
     @Argument(help: "The VM's name: 1-64 characters from A-Z a-z 0-9 . _ -")
@@ -250,7 +254,7 @@ struct ListCommand: AsyncParsableCommand {
         commandName: "list",
         abstract: "List every VM definition with its live state.",
         discussion: """
-            State comes from each VM's pidfile lock (running, stopped, crashed); a definition that
+            State comes from each VM's pidfile lock (running, stopped, crashed); a definition that \
             cannot be read is listed as invalid with the reason, so one broken file hides nothing.
 
             Examples:
@@ -423,8 +427,8 @@ struct EditCommand: AsyncParsableCommand {
         commandName: "edit",
         abstract: "Change fields of a VM definition, validated and written atomically.",
         discussion: """
-            Keys are the JSON field names joined by dots (see `sevvm show NAME --json`); list
-            fields take comma lists, anything starting with [ { or " is read as JSON, and null
+            Keys are the JSON field names joined by dots (see `sevvm show NAME --json`); list \
+            fields take comma lists, anything starting with [ { or " is read as JSON, and null \
             removes an optional field. A running VM picks the change up at its next start.
 
             Examples:
@@ -475,8 +479,8 @@ struct RmCommand: AsyncParsableCommand {
         commandName: "rm",
         abstract: "Remove a stopped VM: its definition and the files sevvm created for it.",
         discussion: """
-            Removes vms/NAME.json, the disk images `create --disk-size` made, the VM's UEFI variables
-            copy and its runtime folder. Disks you attached with --disk stay unless --force-disk.
+            Removes vms/NAME.json, the disk images `create --disk-size` made, the VM's UEFI variables \
+            copy and its runtime folder. Disks you attached with --disk stay unless --force-disk. \
             A running VM is refused (exit status 4): stop it first.
 
             Examples:

@@ -1,5 +1,6 @@
 // Running VMs: start, status, stop, kill, pause, resume, reset, console, logs, events (+ the hidden event recorder).
 import ArgumentParser
+import Definitions
 import Foundation
 import Runtime
 import Support
@@ -8,6 +9,19 @@ import Support
 struct VMNameArgument: ParsableArguments {
     @Argument(help: "The VM's name (its definition is vms/NAME.json).")
     var name: String
+
+    /// Refuses a name that is neither defined nor has a runtime folder (a VM whose definition
+    /// was deleted by hand while it ran can still be stopped), so a typo is not reported as "stopped".
+    func checkKnown(in workspace: Workspace) throws { try Self.checkKnown(name, in: workspace) }
+
+    static func checkKnown(_ name: String, in workspace: Workspace) throws {
+        let files = FileManager.default
+        if files.fileExists(atPath: workspace.definitionPath(for: name)) || files.fileExists(atPath: workspace.runtimeDirectory(for: name))
+        {
+            return
+        }
+        throw fail(DefinitionError.notFound(name: name, path: workspace.definitionPath(for: name)).description)
+    }
 }
 
 /// Runs a lifecycle action and maps failures to the documented exit codes.
@@ -138,6 +152,7 @@ struct StatusCommand: AsyncParsableCommand {
     @OptionGroup var workspace: WorkspaceOptions
 
     func run() async throws {
+        try vm.checkKnown(in: workspace.resolved)
         let status = await VMRuntime(workspace: workspace.resolved, name: vm.name).status()
         if output.json {
             print(try jsonText(status))
@@ -169,6 +184,7 @@ struct StopCommand: AsyncParsableCommand {
     @OptionGroup var workspace: WorkspaceOptions
 
     func run() async throws {
+        try vm.checkKnown(in: workspace.resolved)
         let runtime = VMRuntime(workspace: workspace.resolved, name: vm.name)
         let exit = try await runLifecycle { try await runtime.stop(timeout: timeout, force: force) }
         print("\(vm.name) stopped: \(exit.reason)")
@@ -185,6 +201,7 @@ struct KillCommand: AsyncParsableCommand {
     @OptionGroup var workspace: WorkspaceOptions
 
     func run() async throws {
+        try vm.checkKnown(in: workspace.resolved)
         let runtime = VMRuntime(workspace: workspace.resolved, name: vm.name)
         let exit = try await runLifecycle { try runtime.kill() }
         print("\(vm.name) stopped: \(exit.reason)")
@@ -200,6 +217,7 @@ struct PauseCommand: AsyncParsableCommand {
     @OptionGroup var workspace: WorkspaceOptions
 
     func run() async throws {
+        try vm.checkKnown(in: workspace.resolved)
         try await runLifecycle { try await VMRuntime(workspace: workspace.resolved, name: vm.name).pause() }
         print("\(vm.name) paused")
     }
@@ -214,6 +232,7 @@ struct ResumeCommand: AsyncParsableCommand {
     @OptionGroup var workspace: WorkspaceOptions
 
     func run() async throws {
+        try vm.checkKnown(in: workspace.resolved)
         try await runLifecycle { try await VMRuntime(workspace: workspace.resolved, name: vm.name).resume() }
         print("\(vm.name) running")
     }
@@ -234,6 +253,7 @@ struct ResetCommand: AsyncParsableCommand {
     @OptionGroup var workspace: WorkspaceOptions
 
     func run() async throws {
+        try vm.checkKnown(in: workspace.resolved)
         try await runLifecycle { try await VMRuntime(workspace: workspace.resolved, name: vm.name).reset() }
         print("\(vm.name) reset")
     }
@@ -255,6 +275,7 @@ struct ConsoleCommand: AsyncParsableCommand {
     @OptionGroup var workspace: WorkspaceOptions
 
     func run() async throws {
+        try vm.checkKnown(in: workspace.resolved)
         try await runLifecycle { try ConsoleSession.attach(VMRuntime(workspace: workspace.resolved, name: vm.name)) }
     }
 }
@@ -277,6 +298,7 @@ struct LogsCommand: AsyncParsableCommand {
     @OptionGroup var workspace: WorkspaceOptions
 
     func run() async throws {
+        try vm.checkKnown(in: workspace.resolved)
         let runtime = VMRuntime(workspace: workspace.resolved, name: vm.name)
         let path = qemu ? runtime.folder.qemuLog : runtime.folder.consoleLog
         guard FileManager.default.fileExists(atPath: path) else {
@@ -307,6 +329,7 @@ struct EventsCommand: AsyncParsableCommand {
     @OptionGroup var workspace: WorkspaceOptions
 
     func run() async throws {
+        try vm.checkKnown(in: workspace.resolved)
         let runtime = VMRuntime(workspace: workspace.resolved, name: vm.name)
         guard FileManager.default.fileExists(atPath: runtime.folder.eventLog) else {
             throw fail("\(vm.name) has no event log yet; start it with `sevvm start \(vm.name)`")

@@ -210,6 +210,11 @@ struct ReportCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "report",
         abstract: "Read an SEV-SNP attestation report and check it against what sevvm expects for a VM.",
+        usage: """
+            sevvm report NAME REPORT-FILE [--vcek CERT] [--json]
+            sevvm report --expect-from NAME REPORT-FILE [--vcek CERT] [--json]
+            sevvm report REPORT-FILE [--vcek CERT] [--json]
+            """,
         discussion: """
             Inside the guest, `snpguest report report.bin request.txt` (virtee/snpguest) asks the \
             secure processor for a 1184-byte report. sevvm prints its fields and compares the \
@@ -229,7 +234,7 @@ struct ReportCommand: AsyncParsableCommand {
             """
     )
 
-    @Argument(help: ArgumentHelp("NAME REPORT-FILE, or just REPORT-FILE.", valueName: "NAME] [REPORT-FILE"))
+    @Argument(help: ArgumentHelp("NAME REPORT-FILE, or just REPORT-FILE (with --expect-from NAME or none).", valueName: "NAME|REPORT-FILE"))
     var arguments: [String]
 
     @Option(help: ArgumentHelp("The VM whose expected values the report is compared with.", valueName: "NAME"))

@@ -120,6 +120,7 @@ struct QMPCommand: AsyncParsableCommand {
             throw fail(
                 "say which VM or QMP socket to use: sevvm qmp NAME \(request.command), or sevvm qmp --socket PATH \(request.command)")
         }
+        try VMNameArgument.checkKnown(name, in: workspace.resolved)
         do {
             return try VMRuntime(workspace: workspace.resolved, name: name).controlSocket()
         } catch let error as RuntimeError {

@@ -18,7 +18,7 @@ struct Sevvm: AsyncParsableCommand {
               sevvm measure web                  the launch digest a verifier should expect
               sevvm stop web
 
-            Exit status: 0 success, 1 failure (the message says what to do), 2 usage error,
+            Exit status: 0 success, 1 failure (the message says what to do), 2 usage error, \
             3 host not ready (caps), 4 VM not in the needed state.
             """,
         version: SevvmVersion.string,

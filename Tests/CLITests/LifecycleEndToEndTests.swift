@@ -140,6 +140,16 @@ struct LifecycleEndToEndTests {
             #expect(result.stderrText.contains("not running"), "\(command): \(result.stderrText)")
         }
     }
+
+    /// A typo is not a stopped VM: every command that takes a VM name says no such VM is defined.
+    @Test func commandsOnAnUndefinedVMSaySo() throws {
+        let workspace = try TestWorkspace()
+        for arguments in [["status"], ["stop"], ["kill"], ["logs"], ["events"], ["qmp"]] {
+            let result = try workspace.run(arguments + ["nosuchvm"] + (arguments == ["qmp"] ? ["query-status"] : []))
+            #expect(result.status == 1, "\(arguments): \(result.stderrText)")
+            #expect(result.stderrText.contains("no VM named 'nosuchvm'"), "\(arguments): \(result.stderrText)")
+        }
+    }
 }
 
 @Suite(.enabled(if: CLIEnvironment.canRunVMs, "needs the built sevvm, qemu-system-x86_64 and the tiny guest"))
