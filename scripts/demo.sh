@@ -80,7 +80,15 @@ step "sevvm stop $name (ACPI power button; the guest powers off)"
 "$sevvm" status "$name"
 step "sevvm events $name (kept by the per-VM event recorder)"
 "$sevvm" events "$name"
-step "sevvm start $name --dry-run --snp (the SNP launch this host would need)"
-"$sevvm" start "$name" --snp --accel kvm --dry-run || true
+step "an SNP guest: the launch plan, its expected digest, and what this host says"
+"$sevvm" kill demo-snp >/dev/null 2>&1 || true
+"$sevvm" rm demo-snp >/dev/null 2>&1 || true
+# cbitpos comes from the host's CPUID; this machine reports no SEV, so give Genoa's as a user would.
+"$sevvm" create demo-snp --mode snp --memory 1G --vcpus 2 --cbitpos 51 --reduced-phys-bits 1 \
+    --kernel images/tiny/vmlinuz --initrd images/tiny/initrd.img --append "console=ttyS0"
+"$sevvm" start demo-snp --dry-run
+"$sevvm" measure demo-snp || true
+"$sevvm" start demo-snp || echo "(expected on a host without SEV-SNP: sevvm explains QEMU's refusal and leaves nothing behind)"
+"$sevvm" rm demo-snp >/dev/null
 echo
 echo "Done. Try: $sevvm console $name   (after $sevvm start $name; Ctrl-] detaches)"
