@@ -124,7 +124,8 @@ public struct VMRuntime: Sendable {
 
     /// The VM's state. Never trusts a stale pidfile: a QEMU that is gone is classified (stopped after a
     /// SHUTDOWN event, crashed otherwise), its stale pidfile and sockets removed, and the verdict kept
-    /// in state.json until the next start.
+    /// in state.json until the next start. `queryMonitor: false` is the quick form: no QMP round
+    /// trip and no console-log scan, for callers that only need the state.
     public func status(queryMonitor: Bool = true) async -> VMStatus {
         let record = RuntimeRecord.load(folder.stateFile)
         var status = VMStatus(
@@ -135,7 +136,8 @@ public struct VMRuntime: Sendable {
             if FileLock.isHeld(folder.lockPath), folder.exists { status.state = .starting }
             return status
         }
-        status.guestReport = VMStatus.guestReport(consoleLog: folder.consoleLog)
+        // The console log can be long; the quick form (list, error messages) only needs the state.
+        if queryMonitor { status.guestReport = VMStatus.guestReport(consoleLog: folder.consoleLog) }
         status.expectedDigest = record.expectedDigest
         status.expectedDigestNote = record.expectedDigestNote
         status.launchMeasurement = record.launchMeasurement
