@@ -7,6 +7,12 @@
 #                                 the slower qemu.qmp; QMP_BENCH_ROUNDS=R interleaved runs per
 #                                 client, default 5; ratios are medians of the paired rounds)
 # Targets: sevvm >= 0.9x the C client and >= 3x qemu.qmp.
+#
+# QEMU reads its QMP socket one byte per main-loop turn, so each request byte costs QEMU time and
+# QEMU's own work dominates a round trip. The C client's "bench-id" run (every command with an id,
+# as qemu.qmp sends) is printed for context: it shows what an id costs QEMU. sevvm's client sends
+# an id only when commands overlap or a reply is owed to an abandoned one. sevvm runs its loop on
+# the connection's own thread (client.withExecutor); "global executor" is the same loop without it.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -51,21 +57,26 @@ done
 
 best() { sort -n | tail -1; }
 declare -A results=()
-runs_c=() runs_sevvm=() runs_python=()
+runs_c=() runs_sevvm=() runs_python=() runs_cid=() runs_global=()
 echo "== $count sequential query-status round trips, $rounds interleaved rounds (commands/s)"
 for round in $(seq 1 "$rounds"); do
     runs_c+=("$("$client" "$socket" bench "$count")")
     runs_sevvm+=("$("$bench" roundtrips "$socket" "$count")")
+    runs_global+=("$("$bench" roundtrips-global "$socket" "$count")")
+    runs_cid+=("$("$client" "$socket" bench-id "$count")")
     last_python=skipped
     if [ -n "$python" ]; then
         last_python="$("$python" Benchmarks/qmp/qmp_python.py "$socket" "$((count / 4))")"
         runs_python+=("$last_python")
     fi
-    echo "   round $round: C ${runs_c[-1]}  sevvm ${runs_sevvm[-1]}  qemu.qmp $last_python"
+    echo "   round $round: C ${runs_c[-1]}  sevvm ${runs_sevvm[-1]}  qemu.qmp $last_python  (C with ids ${runs_cid[-1]}, sevvm on the global executor ${runs_global[-1]})"
 done
 results[c]=$(printf '%s\n' "${runs_c[@]}" | best)
 results[sevvm]=$(printf '%s\n' "${runs_sevvm[@]}" | best)
-printf '%-28s %10s commands/s\n' "C client (Benchmarks/qmp)" "${results[c]}" "sevvm QMPClient" "${results[sevvm]}"
+results[cid]=$(printf '%s\n' "${runs_cid[@]}" | best)
+results[global]=$(printf '%s\n' "${runs_global[@]}" | best)
+printf '%-40s %10s commands/s\n' "C client (Benchmarks/qmp)" "${results[c]}" "sevvm QMPClient" "${results[sevvm]}" \
+    "  context: C client with an id per command" "${results[cid]}" "  context: sevvm on the global executor" "${results[global]}"
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 # On a shared machine one round can be disturbed: the median of the per-round (paired) ratios
 # is the steadier figure; best-of is printed beside it.
@@ -77,7 +88,7 @@ paired_median() {
 echo "sevvm / C        = $(paired_median runs_sevvm runs_c)x median of rounds, $(ratio "${results[sevvm]}" "${results[c]}")x best-of   (target >= 0.9)"
 if [ -n "$python" ]; then
     results[python]=$(printf '%s\n' "${runs_python[@]}" | best)
-    printf '%-28s %10s commands/s\n' "qemu.qmp (Python)" "${results[python]}"
+    printf '%-40s %10s commands/s\n' "qemu.qmp (Python)" "${results[python]}"
     echo "sevvm / qemu.qmp = $(paired_median runs_sevvm runs_python)x median of rounds, $(ratio "${results[sevvm]}" "${results[python]}")x best-of   (target >= 3)"
 else
     echo "qemu.qmp: skipped (no venv with qemu.qmp)"

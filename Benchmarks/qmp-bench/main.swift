@@ -1,6 +1,8 @@
 // qmp-bench: in-process timings for Benchmarks/qmp.sh (QMP round trips; schema decode, json-c vs Foundation).
 //
-//   qmp-bench roundtrips SOCKET N   N sequential query-status on one connection; prints commands/s
+//   qmp-bench roundtrips SOCKET N   N sequential query-status on one connection, run on the
+//                                   connection's own thread (client.withExecutor); prints commands/s
+//   qmp-bench roundtrips-global SOCKET N   the same from a task on the global executor
 //   qmp-bench decode FILE N         decodes FILE (a raw query-qmp-schema reply) N times each way;
 //                                   prints "jsonc MB/s", "jsonc+convert MB/s", "foundation MB/s"
 import Foundation
@@ -15,17 +17,21 @@ func seconds(_ duration: Duration) -> Double {
     Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
 }
 
-func roundtrips(socket: String, count: Int) async throws {
+func roundtrips(socket: String, count: Int, onConnectionThread: Bool) async throws {
     let client = try await QMPClient.connect(socketPath: socket)
     defer { client.close() }
-    for _ in 0..<200 { _ = try await client.execute("query-status") }
-    let clock = ContinuousClock()
-    let start = clock.now
-    for _ in 0..<count {
-        let status = try await client.execute("query-status")
-        guard status["status"] != nil else { fail("query-status returned \(status)") }
+    func loop() async throws -> Double {
+        for _ in 0..<200 { _ = try await client.execute("query-status") }
+        let clock = ContinuousClock()
+        let start = clock.now
+        for _ in 0..<count {
+            let status = try await client.execute("query-status")
+            guard status["status"] != nil else { fail("query-status returned \(status)") }
+        }
+        return Double(count) / seconds(clock.now - start)
     }
-    print(String(format: "%.0f", Double(count) / seconds(clock.now - start)))
+    let rate = onConnectionThread ? try await client.withExecutor { try await loop() } : try await loop()
+    print(String(format: "%.0f", rate))
 }
 
 /// Times each body once per iteration, interleaved so that load on a shared machine hits all of
@@ -110,7 +116,8 @@ guard arguments.count == 4, let count = Int(arguments[3]), count > 0 else {
 }
 do {
     switch arguments[1] {
-    case "roundtrips": try await roundtrips(socket: arguments[2], count: count)
+    case "roundtrips": try await roundtrips(socket: arguments[2], count: count, onConnectionThread: true)
+    case "roundtrips-global": try await roundtrips(socket: arguments[2], count: count, onConnectionThread: false)
     case "decode": try decode(file: arguments[2], iterations: count)
     case "micro": try micro(iterations: count)
     default: fail("unknown mode \(arguments[1])")

@@ -1,10 +1,15 @@
 /* qmp-client: the minimal C QMP client the QMP benchmark compares sevvm against.
  *
- *   qmp-client SOCKET bench N     N sequential query-status round trips; prints commands per second
- *   qmp-client SOCKET dump CMD    prints the raw reply line of CMD (e.g. query-qmp-schema)
+ *   qmp-client SOCKET bench N       N sequential query-status round trips; prints commands per second
+ *   qmp-client SOCKET bench-id N    the same with a unique "id" in every command (for context)
+ *   qmp-client SOCKET dump CMD      prints the raw reply line of CMD (e.g. query-qmp-schema)
  *
  * It does the least a correct client must: one write per command, reads until the reply's
- * CRLF, skips events. No JSON parsing at all, so it bounds what any client can reach. */
+ * CRLF, skips events. No JSON parsing at all, so it bounds what any client can reach.
+ *
+ * Why bench-id: QEMU reads its QMP socket one byte per main-loop turn, so every byte of a
+ * request costs QEMU time; an "id" member makes query-status about a third slower in QEMU itself.
+ * bench-id shows that cost (qemu.qmp pays it on every command; sevvm only when commands overlap). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
@@ -71,13 +76,20 @@ int main(int argc, char **argv) {
         fputs("\r\n", stdout);
         return 0;
     }
+    if (strcmp(argv[2], "bench") != 0 && strcmp(argv[2], "bench-id") != 0) {
+        fprintf(stderr, "qmp-client: unknown mode %s\n", argv[2]);
+        return 2;
+    }
+    int with_id = strcmp(argv[2], "bench-id") == 0;
+    struct timespec t0 = {0}, t1;
     long n = atol(argv[3]);
-    static const char status[] = "{\"execute\":\"query-status\"}";
-    for (int i = 0; i < 200; i++) { roundtrip(fd, status, sizeof status - 1, &consumed); drop(consumed); }
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (long i = 0; i < n; i++) {
-        char *line = roundtrip(fd, status, sizeof status - 1, &consumed);
+    long next_id = 0;
+    char status[64];
+    for (long i = -200; i < n; i++) {
+        if (i == 0) clock_gettime(CLOCK_MONOTONIC, &t0);
+        int len = with_id ? snprintf(status, sizeof status, "{\"execute\":\"query-status\",\"id\":%ld}", ++next_id)
+                          : snprintf(status, sizeof status, "{\"execute\":\"query-status\"}");
+        char *line = roundtrip(fd, status, (size_t)len, &consumed);
         if (strncmp(line, "{\"return\"", 9) != 0) { fprintf(stderr, "qmp-client: unexpected reply %s\n", line); return 1; }
         drop(consumed);
     }

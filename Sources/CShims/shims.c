@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -64,3 +66,20 @@ static int with_unix_address(int fd, const char *path, sockop op) {
 int sevvm_unix_connect(int fd, const char *path) { return with_unix_address(fd, path, connect); }
 
 int sevvm_unix_bind(int fd, const char *path) { return with_unix_address(fd, path, (sockop)bind); }
+
+int sevvm_wake_fd(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
+
+int sevvm_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
+
+int sevvm_epoll_watch(int epoll_fd, int fd) {
+    struct epoll_event event = {.events = EPOLLIN, .data.fd = fd};
+    return epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &event);
+}
+
+int sevvm_epoll_wait(int epoll_fd, int *fds, int max, int timeout_ms) {
+    struct epoll_event events[8];
+    if (max > 8) max = 8;
+    int count = epoll_wait(epoll_fd, events, max, timeout_ms);
+    for (int i = 0; i < count; i++) fds[i] = events[i].data.fd;
+    return count;
+}

@@ -8,9 +8,9 @@ import Synchronization
     import Glibc
 #endif
 
-/// One connection's machinery. A dedicated thread blocks in read(2), decodes with json-c and
-/// resumes the waiting task directly; writes go straight to send(2) under a lock from the calling
-/// task. Timeouts live on a dispatch timer that is only re-armed when a command needs an earlier
+/// One connection's machinery. A dedicated thread waits for the socket, decodes with json-c and
+/// resumes the waiting task directly (which then runs on that same thread when it prefers
+/// `ioThread` as its executor); writes go straight to send(2) under a lock from the calling task. Timeouts live on a dispatch timer that is only re-armed when a command needs an earlier
 /// check than the one planned, so steady traffic costs no timer work. Nothing polls or spins.
 final class QMPConnection: @unchecked Sendable {
     let path: String
@@ -20,17 +20,31 @@ final class QMPConnection: @unchecked Sendable {
     /// Serializes writes and guards the descriptor's lifetime (closed only under this lock).
     private let writer = Mutex(WriterState())
     private let nextID = Atomic<Int64>(0)
+    /// json-c's serialization of argument-less, id-less requests, by command name.
+    private let plainRequests = Mutex<[String: [UInt8]]>([:])
     private let timer: any DispatchSourceTimer
+    /// Reads the socket and runs the tasks that prefer this connection (see `QMPIOThread`).
+    let ioThread = QMPIOThread()
 
+    /// A command waiting for its reply. Its continuation is resumed exactly once, by whoever removes
+    /// it from `pending` under the lock (reply, timeout, cancellation or disconnect), which is what
+    /// makes the unchecked continuation safe.
     private struct Pending {
         var command: String
-        var continuation: CheckedContinuation<JSONDocument, any Error>
+        /// False for the one command that may travel without an id (see `send`).
+        var sendsID: Bool
+        var continuation: UnsafeContinuation<JSONDocument, any Error>
         var deadline: UInt64
         var seconds: Double
     }
 
     private struct State {
         var pending: [Int64: Pending] = [:]
+        /// The pending command sent without an id, if any (at most one at a time).
+        var idless: Int64?
+        /// Replies still owed to id-less commands that timed out or were cancelled: the next
+        /// id-less replies are theirs and are dropped; until they arrive every command gets an id.
+        var strayReplies = 0
         var greeting: QMPGreeting?
         var greetingWaiter: CheckedContinuation<QMPGreeting, any Error>?
         var greetingDeadline: UInt64
@@ -88,52 +102,88 @@ final class QMPConnection: @unchecked Sendable {
         }
     }
 
+    /// Sends `command` and waits for its reply.
+    ///
+    /// The id is left out when nothing else is outstanding. Why: QEMU reads its QMP socket one
+    /// byte per main-loop turn, so QEMU's cost for a small command grows with every byte, and
+    /// `,"id":12345` makes `query-status` about a third slower in QEMU. In-band replies come back
+    /// in order, so with one command outstanding and no reply owed to an abandoned one, a reply
+    /// without an id can only be that command's. Overlapping commands always carry ids.
     func send(_ command: String, arguments: JSONValue?, timeout: Duration) async throws -> JSONDocument {
         try Task.checkCancellation()
-        let id = nextID.wrappingAdd(1, ordering: .relaxed).newValue
-        let message = json_object_new_object()
-        json_object_object_add(message, "execute", json_object_new_string(command))
-        if let arguments { json_object_object_add(message, "arguments", arguments.makeJSONC()) }
-        json_object_object_add(message, "id", json_object_new_int64(id))
-        defer { json_object_put(message) }
-        var length = 0
-        let flags = Int32(JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
-        guard let text = json_object_to_json_string_length(message, flags, &length) else {
-            throw QMPError.protocolViolation("json-c could not serialize '\(command)'")
-        }
+        let key = nextID.wrappingAdd(1, ordering: .relaxed).newValue
         let seconds = timeout.seconds
         let deadline = monotonicNanoseconds() &+ timeout.nanoseconds
 
         return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<JSONDocument, any Error>) in
-                let failure = state.withLock { state -> QMPError? in
-                    if let failure = state.failure { return failure }
-                    state.pending[id] = Pending(command: command, continuation: continuation, deadline: deadline, seconds: seconds)
+            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<JSONDocument, any Error>) in
+                let decision = state.withLock { state -> Result<Bool, QMPError> in
+                    if let failure = state.failure { return .failure(failure) }
+                    let sendsID = !state.pending.isEmpty || state.strayReplies > 0
+                    state.pending[key] = Pending(
+                        command: command, sendsID: sendsID, continuation: continuation, deadline: deadline, seconds: seconds)
+                    if !sendsID { state.idless = key }
                     if deadline < state.armed {
                         // Rare (deadlines grow): re-armed under the lock so the timer cannot overwrite it.
                         state.armed = deadline
                         schedule(at: deadline)
                     }
-                    return nil
+                    return .success(sendsID)
                 }
-                if let failure {
+                let sendsID: Bool
+                switch decision {
+                case .failure(let failure):
                     continuation.resume(throwing: failure)
                     return
+                case .success(let value): sendsID = value
                 }
-                if let error = write(UnsafeRawPointer(text), length) {
-                    // A failed or partial write leaves the stream unusable: end the connection with this verdict.
-                    state.withLock { state in if state.failure == nil { state.failure = error } }
-                    shutdownSocket()
-                    complete(id: id, with: .failure(error))
+                if !sendsID && arguments == nil, let text = plainRequests.withLock({ $0[command] }) {
+                    // The same bytes json-c produced the first time: steady polling skips the allocations.
+                    writeRequest(key: key, text.withUnsafeBytes { raw in raw.baseAddress.flatMap { write($0, raw.count) } })
+                    return
                 }
+                let message = json_object_new_object()
+                defer { json_object_put(message) }
+                json_object_object_add(message, "execute", json_object_new_string(command))
+                if let arguments { json_object_object_add(message, "arguments", arguments.makeJSONC()) }
+                if sendsID { json_object_object_add(message, "id", json_object_new_int64(key)) }
+                var length = 0
+                let flags = Int32(JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+                guard let text = json_object_to_json_string_length(message, flags, &length) else {
+                    abandon(key: key, written: false, with: QMPError.protocolViolation("json-c could not serialize '\(command)'"))
+                    return
+                }
+                if !sendsID && arguments == nil {
+                    let bytes = [UInt8](UnsafeRawBufferPointer(start: text, count: length))
+                    plainRequests.withLock { cache in if cache.count < 256 { cache[command] = bytes } }
+                }
+                writeRequest(key: key, write(UnsafeRawPointer(text), length))
             }
         } onCancel: {
-            complete(id: id, with: .failure(CancellationError()))
+            abandon(key: key, written: true, with: CancellationError())
         }
     }
 
-    private func complete(id: Int64, with result: Result<JSONDocument, any Error>) {
-        state.withLock { $0.pending.removeValue(forKey: id) }?.continuation.resume(with: result)
+    /// Settles a request's write: a failed or partial write leaves the stream unusable, so it ends
+    /// the connection with that verdict.
+    private func writeRequest(key: Int64, _ error: QMPError?) {
+        guard let error else { return }
+        state.withLock { state in if state.failure == nil { state.failure = error } }
+        shutdownSocket()
+        abandon(key: key, written: false, with: error)
+    }
+
+    /// Fails a pending command that will not get its reply. When its request may have reached
+    /// QEMU without an id, the reply QEMU still owes is remembered so it is not taken for another's.
+    private func abandon(key: Int64, written: Bool, with error: any Error) {
+        state.withLock { state -> Pending? in
+            guard let pending = state.pending.removeValue(forKey: key) else { return nil }
+            if state.idless == key {
+                state.idless = nil
+                if written { state.strayReplies += 1 }
+            }
+            return pending
+        }?.continuation.resume(throwing: error)
     }
 
     /// Writes the whole buffer; returns the error that ends the connection, if any.
@@ -177,6 +227,10 @@ final class QMPConnection: @unchecked Sendable {
                 if pending.deadline <= now {
                     expired.append(pending)
                     state.pending[id] = nil
+                    if state.idless == id {
+                        state.idless = nil
+                        state.strayReplies += 1
+                    }
                 } else {
                     earliest = min(earliest, pending.deadline)
                 }
@@ -213,27 +267,32 @@ final class QMPConnection: @unchecked Sendable {
         var sawGreeting = false
         var firstBytes: [UInt8] = []
 
-        while true {
+        ioThread.run(fd: fd) { () -> Bool in
             let count = Glibc.read(fd, buffer.baseAddress, capacity)
             if count < 0 {
                 let code = errno
-                if code == EINTR { continue }
-                return finish(.disconnected(reason: "reading from \(path) failed: \(String(cString: strerror(code)))"))
+                if code == EINTR || code == EAGAIN { return true }
+                finish(.disconnected(reason: "reading from \(path) failed: \(String(cString: strerror(code)))"))
+                return false
             }
             if count == 0 {
-                if state.withLock({ $0.closeRequested }) { return finish(.disconnected(reason: "the client closed the connection")) }
-                if !sawGreeting && !firstBytes.isEmpty {
-                    return finish(.notQMP(path: path, received: String(decoding: firstBytes, as: UTF8.self)))
+                if state.withLock({ $0.closeRequested }) {
+                    finish(.disconnected(reason: "the client closed the connection"))
+                } else if !sawGreeting && !firstBytes.isEmpty {
+                    finish(.notQMP(path: path, received: String(decoding: firstBytes, as: UTF8.self)))
+                } else {
+                    do {
+                        try decoder.finish()
+                        finish(
+                            .disconnected(
+                                reason: sawGreeting ? "QEMU closed the connection" : "\(path) closed the connection before greeting"))
+                    } catch let error as QMPError {
+                        finish(error)
+                    } catch {
+                        finish(.disconnected(reason: "\(error)"))
+                    }
                 }
-                do {
-                    try decoder.finish()
-                    let reason = sawGreeting ? "QEMU closed the connection" : "\(path) closed the connection before greeting"
-                    return finish(.disconnected(reason: reason))
-                } catch let error as QMPError {
-                    return finish(error)
-                } catch {
-                    return finish(.disconnected(reason: "\(error)"))
-                }
+                return false
             }
             let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<count])
             if !sawGreeting && firstBytes.count < 512 { firstBytes.append(contentsOf: chunk.prefix(512 - firstBytes.count)) }
@@ -249,13 +308,19 @@ final class QMPConnection: @unchecked Sendable {
                         greeted(greeting)
                     }
                 }
+                return true
             } catch let error as QMPError {
-                if !sawGreeting, case .notQMP = error { return finish(error) }
-                if !sawGreeting { return finish(.notQMP(path: path, received: String(decoding: firstBytes, as: UTF8.self))) }
-                return finish(error)
+                if sawGreeting {
+                    finish(error)
+                } else if case .notQMP = error {
+                    finish(error)
+                } else {
+                    finish(.notQMP(path: path, received: String(decoding: firstBytes, as: UTF8.self)))
+                }
             } catch {
-                return finish(.protocolViolation("\(error)"))
+                finish(.protocolViolation("\(error)"))
             }
+            return false
         }
     }
 
@@ -291,9 +356,21 @@ final class QMPConnection: @unchecked Sendable {
             if json_object_object_get_ex(root, "id", &idObject) != 0 {
                 // Unknown ids (a reply that arrives after its command timed out) are dropped.
                 guard let idObject, json_object_is_type(idObject, json_type_int) != 0 else { return nil }
-                return state.pending.removeValue(forKey: json_object_get_int64(idObject))
+                let key = json_object_get_int64(idObject)
+                guard state.pending[key]?.sendsID == true else { return nil }
+                return state.pending.removeValue(forKey: key)
             }
-            // No id: QEMU could not parse a command. It answers commands in order, so the oldest waiting one is it.
+            // No id: the reply of the command sent without one, else one owed to an abandoned
+            // command (dropped), else QEMU could not parse a command: it answers in order, so the
+            // oldest waiting one is it.
+            if let key = state.idless {
+                state.idless = nil
+                return state.pending.removeValue(forKey: key)
+            }
+            if state.strayReplies > 0 {
+                state.strayReplies -= 1
+                return nil
+            }
             guard let oldest = state.pending.keys.min() else { return nil }
             return state.pending.removeValue(forKey: oldest)
         }
@@ -312,6 +389,7 @@ final class QMPConnection: @unchecked Sendable {
             state.failure = verdict
             defer {
                 state.pending = [:]
+                state.idless = nil
                 state.greetingWaiter = nil
             }
             return (verdict, Array(state.pending.values), state.greetingWaiter)

@@ -362,7 +362,8 @@ public struct VMRuntime: Sendable {
             throw RuntimeError.monitorUnavailable(name: name, socket: folder.controlSocket, reason: "\(error)")
         }
         defer { monitor.close() }
-        return try await body(monitor)
+        // On the connection's own thread, each reply resumes this task without waking another thread.
+        return try await monitor.withExecutor { try await body(monitor) }
     }
 
     static func readText(_ path: String) -> String {

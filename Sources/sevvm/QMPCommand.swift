@@ -101,10 +101,11 @@ struct QMPCommand: AsyncParsableCommand {
         do {
             let client = try await QMPClient.connect(socketPath: socketPath, timeout: limit ?? .seconds(5))
             defer { client.close() }
-            let reply =
+            let reply = try await client.withExecutor {
                 raw
-                ? try await client.executeRaw(command, arguments: argumentsValue, timeout: limit)
-                : try await client.execute(command, arguments: argumentsValue, timeout: limit)
+                    ? try await client.executeRaw(command, arguments: argumentsValue, timeout: limit)
+                    : try await client.execute(command, arguments: argumentsValue, timeout: limit)
+            }
             let indent = pretty || (!compact && Terminal(fd: STDOUT_FILENO).isTTY)
             print(reply.serialized(pretty: indent))
         } catch let error as QMPError {

@@ -1,10 +1,18 @@
 // The client against an in-process fake server: framing, unknown ids, bad peers, drops and timeouts.
 import Foundation
 import QMP
+import Synchronization
 import Testing
 
 @Suite("QMP client against a fake server")
 struct FakeServerTests {
+    /// Runs "silent" (which the fake server never answers) with a 200 ms limit.
+    func expectSilentTimesOut(_ client: QMPClient, sourceLocation: SourceLocation = #_sourceLocation) async {
+        await #expect(throws: QMPError.timeout(command: "silent", seconds: 0.2), sourceLocation: sourceLocation) {
+            try await client.execute("silent", timeout: .milliseconds(200))
+        }
+    }
+
     @Test("a reply written one byte at a time is reassembled")
     func byteByByte() async throws {
         let server = try FakeQMPServer { peer in
@@ -17,7 +25,8 @@ struct FakeServerTests {
             }
             peer.negotiate()
             guard let command = peer.receive() else { return }
-            let reply = Array(#"{"return": {"status": "running", "running": true}, "id": \#(command["id"]?.int ?? -1)}"#.utf8) + [13, 10]
+            let id = command["id"].map { #", "id": \#($0.serialized())"# } ?? ""
+            let reply = Array(#"{"return": {"status": "running", "running": true}\#(id)}"#.utf8) + [13, 10]
             for byte in reply { peer.send([byte]) }
             peer.waitForClose()
         }
@@ -135,10 +144,92 @@ struct FakeServerTests {
         defer { server.stop() }
         let client = try await QMPClient.connect(socketPath: server.path)
         defer { client.close() }
-        await #expect(throws: QMPError.timeout(command: "silent", seconds: 0.2)) {
-            try await client.execute("silent", timeout: .milliseconds(200))
-        }
+        await expectSilentTimesOut(client)
         #expect(try await client.execute("second").string == "late but fine")
+    }
+
+    @Test("a lone command travels without an id; overlapping commands carry ids and may be answered in any order")
+    func idOnlyWhenCommandsOverlap() async throws {
+        let seen = Mutex<[String: Bool]>([:])
+        let server = try FakeQMPServer { peer in
+            peer.greet()
+            peer.negotiate()
+            guard let first = peer.receive(), let second = peer.receive() else { return }
+            for command in [first, second] {
+                let name = command["execute"]?.string ?? "?"
+                seen.withLock { $0[name] = command["id"] != nil }
+            }
+            // Replies matched by id and by being the one id-less command, not by order.
+            let (lone, overlapping) = first["id"] == nil ? (first, second) : (second, first)
+            peer.reply(to: overlapping, #"{"return": "overlapping"}"#)
+            peer.reply(to: lone, #"{"return": "lone"}"#)
+            guard let third = peer.receive() else { return }
+            seen.withLock { $0["third"] = third["id"] != nil }
+            peer.reply(to: third, #"{"return": 3}"#)
+            peer.waitForClose()
+        }
+        defer { server.stop() }
+        let client = try await QMPClient.connect(socketPath: server.path)
+        defer { client.close() }
+        let first = Task { try await client.execute("first") }
+        // Wait until "first" is on the wire, so "second" overlaps it.
+        try await Task.sleep(for: .milliseconds(100))
+        let second = try await client.execute("second")
+        #expect(try await first.value.string == "lone")
+        #expect(second.string == "overlapping")
+        #expect(try await client.execute("third").int == 3)
+        #expect(seen.withLock { $0 } == ["first": false, "second": true, "third": false])
+    }
+
+    @Test("a late reply owed to a timed-out id-less command is dropped, not taken for the next command's")
+    func lateReplyToIdlessCommand() async throws {
+        let ids = Mutex<[Bool]>([])
+        let server = try FakeQMPServer { peer in
+            peer.greet()
+            peer.negotiate()
+            guard let silent = peer.receive(), let next = peer.receive() else { return }
+            ids.withLock { $0 += [silent["id"] != nil, next["id"] != nil] }
+            peer.reply(to: silent, #"{"return": "late reply to silent"}"#)
+            peer.reply(to: next, #"{"return": "for next"}"#)
+            guard let after = peer.receive() else { return }
+            ids.withLock { $0.append(after["id"] != nil) }
+            peer.reply(to: after, #"{"return": "for after"}"#)
+            peer.waitForClose()
+        }
+        defer { server.stop() }
+        let client = try await QMPClient.connect(socketPath: server.path)
+        defer { client.close() }
+        await expectSilentTimesOut(client)
+        #expect(try await client.execute("next").string == "for next")
+        #expect(try await client.execute("after").string == "for after")
+        // "next" needed an id (a reply was owed); once the stray arrived, "after" did not.
+        #expect(ids.withLock { $0 } == [false, true, false])
+    }
+
+    @Test("a session run on the connection's own thread: replies, a timer's timeout, and life after close")
+    func sessionOnConnectionThread() async throws {
+        let server = try FakeQMPServer { peer in
+            peer.greet()
+            peer.negotiate()
+            for index in 0..<20 {
+                guard let command = peer.receive() else { return }
+                peer.reply(to: command, #"{"return": \#(index)}"#)
+            }
+            _ = peer.receive()  // "silent": never answered
+            peer.waitForClose()
+        }
+        defer { server.stop() }
+        let client = try await QMPClient.connect(socketPath: server.path)
+        try await client.withExecutor {
+            for index in 0..<20 { #expect(try await client.execute("count").int == Int64(index)) }
+            // The timeout is decided on the timer's thread, which must wake the connection's thread.
+            await expectSilentTimesOut(client)
+            client.close()
+            // The connection's thread has ended: the task still runs (its jobs go to Dispatch).
+            try await Task.sleep(for: .milliseconds(20))
+            await #expect(throws: QMPError.self) { try await client.execute("after-close") }
+        }
+        #expect(!client.isConnected)
     }
 
     @Test("close() fails pending commands and finishes the event stream")

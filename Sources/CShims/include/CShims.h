@@ -32,4 +32,14 @@ int sevvm_unix_bind(int fd, const char *path);
 /* The sun_path capacity, including the terminating NUL (108 on Linux). */
 size_t sevvm_unix_path_max(void);
 
+/* A non-blocking, close-on-exec eventfd (a thread's wake-up counter), or -1 with errno set. */
+int sevvm_wake_fd(void);
+
+/* epoll without the packed struct Swift cannot import: create (close-on-exec), watch fd for input,
+   and wait, writing up to max ready descriptors to fds. Each returns -1 with errno set on error;
+   sevvm_epoll_wait returns the number of ready descriptors. */
+int sevvm_epoll_create(void);
+int sevvm_epoll_watch(int epoll_fd, int fd);
+int sevvm_epoll_wait(int epoll_fd, int *fds, int max, int timeout_ms);
+
 #endif

@@ -47,9 +47,10 @@ final class FakePeer: @unchecked Sendable {
         reply(to: command, #"{"return": {}}"#)
     }
 
-    /// Sends `body` (a reply object's text without the id) with the command's id added.
+    /// Sends `body` (a reply object's text without the id) with the command's id added, like QEMU:
+    /// a command sent without an id gets a reply without one.
     func reply(to command: JSONDocument, _ body: String) {
-        let id = command["id"]?.serialized() ?? "null"
+        guard let id = command["id"]?.serialized() else { return send(body + "\r\n") }
         send(String(body.dropLast()) + #", "id": \#(id)}"# + "\r\n")
     }
 
