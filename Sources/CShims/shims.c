@@ -83,3 +83,8 @@ int sevvm_epoll_wait(int epoll_fd, int *fds, int max, int timeout_ms) {
     for (int i = 0; i < count; i++) fds[i] = events[i].data.fd;
     return count;
 }
+
+long sevvm_find_bytes(const void *haystack, size_t haystack_length, const void *needle, size_t needle_length) {
+    const char *found = memmem(haystack, haystack_length, needle, needle_length);
+    return found ? (long)(found - (const char *)haystack) : -1;
+}

@@ -1,4 +1,5 @@
 // A VM's state as `status` reports it: process liveness, QEMU's run state, SEV state, the guest's own report.
+import CShims
 import Foundation
 import Support
 
@@ -53,21 +54,57 @@ public struct VMStatus: Codable, Sendable {
     /// Lines such as `Memory Encryption Features active: SEV SEV-ES SEV-SNP` from the console log:
     /// how AMD's README tells users to confirm encryption from inside the guest.
     static func guestReport(consoleLog path: String) -> [String] {
-        guard let handle = FileHandle(forReadingAtPath: path) else { return [] }
-        defer { try? handle.close() }
-        // The kernel prints these lines early in boot: the log's first 4 MiB holds them.
-        guard let data = try? handle.read(upToCount: 4 << 20), !data.isEmpty else { return [] }
-        let markers = ["Memory Encryption Features active", "SEV: Status:", "SEV-SNP: "]
+        // The kernel prints these lines early in boot: the log's first 4 MiB holds them. Searched
+        // as bytes (memmem) because a chatty guest's log is megabytes and status must stay quick.
+        guard let log = readPrefix(of: path, upTo: 4 << 20), !log.isEmpty else { return [] }
+        let markers = ["Memory Encryption Features active", "SEV: Status:", "SEV-SNP: "].map { Array($0.utf8) }
+        var lines: [Range<Int>] = []
+        log.withUnsafeBytes { raw in
+            guard let base = raw.baseAddress else { return }
+            for marker in markers {
+                var from = 0
+                while from < raw.count {
+                    let offset = sevvm_find_bytes(base + from, raw.count - from, marker, marker.count)
+                    if offset < 0 { break }
+                    let hit = from + offset
+                    let start = (raw[..<hit].lastIndex(of: UInt8(ascii: "\n")) ?? -1) + 1
+                    let end = raw[hit...].firstIndex(of: UInt8(ascii: "\n")) ?? raw.count
+                    lines.append(start..<end)
+                    from = end
+                }
+            }
+        }
         var found: [String] = []
-        for line in String(decoding: data, as: UTF8.self).components(separatedBy: .newlines) {
-            guard markers.contains(where: { line.contains($0) }) else { continue }
+        for range in lines.sorted(by: { $0.lowerBound < $1.lowerBound }) {
+            var end = range.upperBound
+            while end > range.lowerBound && log[end - 1] == UInt8(ascii: "\r") { end -= 1 }
+            var text = String(decoding: log[range.lowerBound..<end], as: UTF8.self)
             // Drop the kernel's timestamp prefix and any prefix the guest added.
-            var text = String(line)
             if let range = text.range(of: "] ") { text = String(text[range.upperBound...]) }
             if let range = text.range(of: "dmesg: ") { text = String(text[range.upperBound...]) }
             if !found.contains(text) { found.append(text) }
         }
         return found
+    }
+
+    /// Up to `limit` bytes from the start of the file (sized by fstat, so a small log costs a
+    /// small buffer), or nil when it cannot be read.
+    private static func readPrefix(of path: String, upTo limit: Int) -> [UInt8]? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { return nil }
+        let wanted = min(limit, Int(info.st_size))
+        return [UInt8](unsafeUninitializedCapacity: wanted) { buffer, filled in
+            guard let base = buffer.baseAddress else { return }
+            while filled < wanted {
+                let count = read(fd, base + filled, wanted - filled)
+                if count < 0 && errno == EINTR { continue }
+                if count <= 0 { break }
+                filled += count
+            }
+        }
     }
 
     /// Human-readable lines for `sevvm status`.

@@ -30,6 +30,21 @@ import Testing
         #expect(VMStatus.guestReport(consoleLog: folder.path + "/missing.log").isEmpty)
     }
 
+    @Test func guestReportSearchesAChattyLogInOrderAndStopsAt4MiB() throws {
+        let folder = try TemporaryFolder()
+        let log = folder.path + "/console.log"
+        let chatter = String(repeating: "[    1.000000] systemd[1]: Starting something or other...\r\n", count: 20_000)
+        let text =
+            chatter + "[    0.2] SEV: Status: SEV SEV-ES\r\n" + chatter
+            + "[    0.3] Memory Encryption Features active: SEV SEV-ES\n" + chatter + chatter
+            + "[    9.9] SEV-SNP: beyond the first 4 MiB\n"
+        #expect(text.utf8.count > 4 << 20)
+        try text.write(toFile: log, atomically: true, encoding: .utf8)
+        // Lines come in log order, whichever marker found them.
+        #expect(
+            VMStatus.guestReport(consoleLog: log) == ["SEV: Status: SEV SEV-ES", "Memory Encryption Features active: SEV SEV-ES"])
+    }
+
     @Test func jsonAlwaysHasState() throws {
         let status = VMStatus(name: "web", state: .stopped, guestReport: [], runtimeFolder: "/w/run/web")
         let data = try JSONEncoder().encode(status)

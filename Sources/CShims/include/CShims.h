@@ -35,6 +35,9 @@ size_t sevvm_unix_path_max(void);
 /* A non-blocking, close-on-exec eventfd (a thread's wake-up counter), or -1 with errno set. */
 int sevvm_wake_fd(void);
 
+/* The offset of the first occurrence of needle in haystack (glibc's memmem), or -1. */
+long sevvm_find_bytes(const void *haystack, size_t haystack_length, const void *needle, size_t needle_length);
+
 /* epoll without the packed struct Swift cannot import: create (close-on-exec), watch fd for input,
    and wait, writing up to max ready descriptors to fds. Each returns -1 with errno set on error;
    sevvm_epoll_wait returns the number of ready descriptors. */
