@@ -41,30 +41,56 @@ public final class QMPClient: Sendable {
     public static func connect(
         socketPath: String, timeout: Duration = .seconds(5), negotiate: Bool = true, timeouts: QMPTimeouts = .default
     ) async throws -> QMPClient {
+        let (connection, events) = try open(socketPath: socketPath, timeout: timeout)
+        // The hand-shake runs on the connection's thread: one wake-up per message instead of two.
+        return try await withTaskExecutorPreference(connection.ioThread) {
+            try await handshake(connection, events: events, negotiate: negotiate, timeout: timeout, timeouts: timeouts)
+        }
+    }
+
+    /// Connects like `connect`, runs `body` with the whole session (hand-shake included) on the
+    /// connection's own thread, and closes the session. For one-shot conversations such as
+    /// `sevvm status`: no reply along the way wakes a second thread.
+    public static func withSession<T>(
+        socketPath: String, timeout: Duration = .seconds(5), timeouts: QMPTimeouts = .default,
+        _ body: (QMPClient) async throws -> T
+    ) async throws -> T {
+        let (connection, events) = try open(socketPath: socketPath, timeout: timeout)
+        return try await withTaskExecutorPreference(connection.ioThread) {
+            let client = try await handshake(connection, events: events, negotiate: true, timeout: timeout, timeouts: timeouts)
+            defer { client.close() }
+            return try await body(client)
+        }
+    }
+
+    private static func open(socketPath: String, timeout: Duration) throws -> (QMPConnection, AsyncStream<QMPEvent>) {
         let fd = try openSocket(path: socketPath, timeout: timeout)
         let (events, eventSink) = AsyncStream.makeStream(of: QMPEvent.self, bufferingPolicy: .bufferingNewest(65_536))
         let connection = QMPConnection(fd: fd, path: socketPath, greetingTimeout: timeout, events: eventSink)
         connection.start()
-        // The hand-shake runs on the connection's thread: one wake-up per message instead of two.
-        return try await withTaskExecutorPreference(connection.ioThread) {
-            let greeting: QMPGreeting
+        return (connection, events)
+    }
+
+    private static func handshake(
+        _ connection: QMPConnection, events: AsyncStream<QMPEvent>, negotiate: Bool, timeout: Duration, timeouts: QMPTimeouts
+    ) async throws -> QMPClient {
+        let greeting: QMPGreeting
+        do {
+            greeting = try await connection.waitForGreeting()
+        } catch {
+            connection.close()
+            throw error
+        }
+        let client = QMPClient(connection: connection, greeting: greeting, events: events, timeouts: timeouts)
+        if negotiate {
             do {
-                greeting = try await connection.waitForGreeting()
+                _ = try await client.executeRaw("qmp_capabilities", timeout: timeout)
             } catch {
-                connection.close()
+                client.close()
                 throw error
             }
-            let client = QMPClient(connection: connection, greeting: greeting, events: events, timeouts: timeouts)
-            if negotiate {
-                do {
-                    _ = try await client.executeRaw("qmp_capabilities", timeout: timeout)
-                } catch {
-                    client.close()
-                    throw error
-                }
-            }
-            return client
         }
+        return client
     }
 
     /// The connection's own thread as a task executor: tasks that prefer it run right where their

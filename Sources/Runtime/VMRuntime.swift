@@ -355,15 +355,16 @@ public struct VMRuntime: Sendable {
 
     /// Opens the control monitor, runs `body`, closes it. One monitor serves one client at a time.
     func withMonitor<T>(timeout: Duration = .seconds(5), _ body: (QMPClient) async throws -> T) async throws -> T {
-        let monitor: QMPClient
+        // The whole conversation runs on the connection's own thread (no second wake-up per reply).
+        var connected = false
         do {
-            monitor = try await QMPClient.connect(socketPath: folder.controlSocket, timeout: timeout)
-        } catch {
+            return try await QMPClient.withSession(socketPath: folder.controlSocket, timeout: timeout) { monitor in
+                connected = true
+                return try await body(monitor)
+            }
+        } catch  where !connected {
             throw RuntimeError.monitorUnavailable(name: name, socket: folder.controlSocket, reason: "\(error)")
         }
-        defer { monitor.close() }
-        // On the connection's own thread, each reply resumes this task without waking another thread.
-        return try await monitor.withExecutor { try await body(monitor) }
     }
 
     static func readText(_ path: String) -> String {

@@ -99,9 +99,7 @@ struct QMPCommand: AsyncParsableCommand {
         }
         let limit = timeout.map { Duration.milliseconds(Int64(($0 * 1000).rounded(.up))) }
         do {
-            let client = try await QMPClient.connect(socketPath: socketPath, timeout: limit ?? .seconds(5))
-            defer { client.close() }
-            let reply = try await client.withExecutor {
+            let reply = try await QMPClient.withSession(socketPath: socketPath, timeout: limit ?? .seconds(5)) { client in
                 raw
                     ? try await client.executeRaw(command, arguments: argumentsValue, timeout: limit)
                     : try await client.execute(command, arguments: argumentsValue, timeout: limit)
