@@ -45,21 +45,33 @@ public struct KernelHashes: Sendable, Equatable {
         return page
     }
 
-    /// Streams a file through SHA-256 in 1 MiB reads (initrds can be hundreds of MiB).
+    /// SHA-256 of a file. Regular files are hashed straight from the page cache through a
+    /// read-only mapping (no copy); anything else (a pipe, a device) is streamed in 1 MiB reads.
     static func sha256(file path: String) throws -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw MeasureError.unreadable(path: path, errno: errno) }
         defer { close(fd) }
         var hasher = SHA256()
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        var info = stat()
+        if fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG, info.st_size > 0,
+            let mapping = mmap(nil, Int(info.st_size), PROT_READ, MAP_PRIVATE, fd, 0), mapping != MAP_FAILED
+        {
+            defer { munmap(mapping, Int(info.st_size)) }
+            _ = madvise(mapping, Int(info.st_size), MADV_SEQUENTIAL)
+            hasher.update(bufferPointer: UnsafeRawBufferPointer(start: mapping, count: Int(info.st_size)))
+            return Array(hasher.finalize())
+        }
+        let capacity = 1 << 20
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 64)
+        defer { buffer.deallocate() }
         while true {
-            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            let count = read(fd, buffer, capacity)
             if count < 0 {
                 if errno == EINTR { continue }
                 throw MeasureError.unreadable(path: path, errno: errno)
             }
             if count == 0 { break }
-            buffer.withUnsafeBytes { hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+            hasher.update(bufferPointer: UnsafeRawBufferPointer(start: buffer, count: count))
         }
         return Array(hasher.finalize())
     }

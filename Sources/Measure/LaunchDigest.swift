@@ -1,5 +1,6 @@
 // LaunchDigest: the measurement the AMD secure processor computes while QEMU loads an SEV, SEV-ES or SNP guest.
 import Crypto
+import Dispatch
 import Firmware
 import Support
 
@@ -62,7 +63,17 @@ public enum LaunchDigest {
     /// Computes the digest for an already parsed firmware image.
     public static func compute(_ input: MeasurementInput, firmware: OVMFImage) throws -> [UInt8] {
         try validate(input)
-        let hashes = try input.kernel.map { try KernelHashes(kernel: $0, initrd: input.initrd, append: input.append) }
+        let hashKernel: @Sendable () -> Result<KernelHashes?, any Error> = {
+            Result { try input.kernel.map { try KernelHashes(kernel: $0, initrd: input.initrd, append: input.append) } }
+        }
+        if input.mode == .snp {
+            // The two big hashing jobs (SHA-256 of kernel and initrd, SHA-384 of every firmware
+            // page) are independent: run them side by side rather than one after the other.
+            let bytes = firmware.bytes
+            let (hashes, pages) = inParallel(hashKernel) { input.snpOVMFHash == nil ? SNPLaunchContext.pageDigests(bytes) : nil }
+            return try snpDigest(input, firmware: firmware, hashes: try hashes.get(), firmwarePageDigests: pages)
+        }
+        let hashes = try hashKernel().get()
         switch input.mode {
         case .snp:
             return try snpDigest(input, firmware: firmware, hashes: hashes)
@@ -94,14 +105,16 @@ public enum LaunchDigest {
         }
     }
 
-    static func snpDigest(_ input: MeasurementInput, firmware: OVMFImage, hashes: KernelHashes?) throws -> [UInt8] {
+    static func snpDigest(
+        _ input: MeasurementInput, firmware: OVMFImage, hashes: KernelHashes?, firmwarePageDigests: [UInt8]? = nil
+    ) throws -> [UInt8] {
         // QEMU refuses to launch SNP from such firmware (sev-snp-measure would still print a digest).
         guard firmware.hasSEVMetadata else { throw MeasureError.noSEVMetadata(path: firmware.path) }
         var context = SNPLaunchContext()
         if let seed = input.snpOVMFHash {
             context.digest = seed
         } else {
-            try context.addFirmware(firmware)
+            try context.addFirmware(firmware, pageDigests: firmwarePageDigests)
         }
         if hashes != nil && !firmware.hasSection(.snpKernelHashes) {
             throw MeasureError.noHashesTable(path: firmware.path, mode: .snp)
@@ -190,6 +203,26 @@ public enum LaunchDigest {
         }
         return page
     }
+}
+
+/// Runs `other` on a Dispatch thread while `here` runs on the calling thread; returns both results.
+func inParallel<A: Sendable, B>(_ other: @escaping @Sendable () -> A, _ here: () -> B) -> (A, B) {
+    let slot = ResultSlot<A>()
+    let done = DispatchSemaphore(value: 0)
+    DispatchQueue.global().async {
+        slot.value = other()
+        done.signal()
+    }
+    let mine = here()
+    done.wait()
+    // The semaphore orders the write before this read; `other` always stores a value.
+    guard let theirs = slot.value else { preconditionFailure("inParallel: the other job stored no result") }
+    return (theirs, mine)
+}
+
+/// Where `inParallel`'s other job leaves its result (written once, read after a semaphore wait).
+private final class ResultSlot<Value>: @unchecked Sendable {
+    var value: Value?
 }
 
 /// Lower-case hex of bytes, for digests and messages.

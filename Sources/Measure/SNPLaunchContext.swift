@@ -33,11 +33,23 @@ struct SNPLaunchContext {
     }
 
     mutating func add(type: PageType, address: UInt64, contents: [UInt8]) {
-        record.replaceSubrange(0..<48, with: digest)
-        record.replaceSubrange(48..<96, with: contents)
-        record[0x62] = type.rawValue
-        for index in 0..<8 { record[0x68 + index] = UInt8(truncatingIfNeeded: address >> (8 * index)) }
-        digest = record.withUnsafeBytes { Self.pageDigest($0) }
+        contents.withUnsafeBytes { add(type: type, address: address, contentsDigest: $0) }
+    }
+
+    /// Extends the chain with one PAGE_INFO record. Works in place: a 4 MiB firmware is over a
+    /// thousand records, so no per-record arrays.
+    mutating func add(type: PageType, address: UInt64, contentsDigest: UnsafeRawBufferPointer) {
+        let previous = digest
+        record.withUnsafeMutableBytes { record in
+            previous.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: record[0..<48]).copyMemory(from: $0) }
+            UnsafeMutableRawBufferPointer(rebasing: record[48..<96]).copyMemory(from: contentsDigest)
+            record[0x62] = type.rawValue
+            for index in 0..<8 { record[0x68 + index] = UInt8(truncatingIfNeeded: address >> (8 * index)) }
+            var hasher = SHA384()
+            hasher.update(bufferPointer: UnsafeRawBufferPointer(record))
+            let next = hasher.finalize()
+            digest.withUnsafeMutableBytes { output in next.withUnsafeBytes { output.copyMemory(from: $0) } }
+        }
     }
 
     /// One record per 4 KiB page of a zero or unmeasured range (their contents digest is all zeros).
@@ -47,16 +59,20 @@ struct SNPLaunchContext {
         }
     }
 
-    /// Every page of the firmware as normal pages, mapped to end at 4 GiB. Pages are hashed in place,
-    /// on all cores (each page's digest is independent; only the chain is sequential).
-    mutating func addFirmware(_ firmware: OVMFImage) throws {
+    /// Every page of the firmware as normal pages, mapped to end at 4 GiB. Page digests are
+    /// independent (only the chain is sequential), so they come from `pageDigests`, computed
+    /// on all cores, possibly ahead of time.
+    mutating func addFirmware(_ firmware: OVMFImage, pageDigests precomputed: [UInt8]? = nil) throws {
         guard firmware.size % Self.pageSize == 0 else {
             throw MeasureError.firmwareNotPageAligned(path: firmware.path, size: firmware.size)
         }
-        let digests = Self.pageDigests(firmware.bytes)
+        let digests = precomputed ?? Self.pageDigests(firmware.bytes)
         let base = firmware.guestPhysicalBase
-        for page in 0..<firmware.size / Self.pageSize {
-            add(type: .normal, address: base + UInt64(page * Self.pageSize), contents: Array(digests[page * 48..<(page + 1) * 48]))
+        digests.withUnsafeBytes { digests in
+            for page in 0..<firmware.size / Self.pageSize {
+                let contents = UnsafeRawBufferPointer(rebasing: digests[page * Self.digestSize..<(page + 1) * Self.digestSize])
+                add(type: .normal, address: base + UInt64(page * Self.pageSize), contentsDigest: contents)
+            }
         }
     }
 
