@@ -59,7 +59,7 @@ public struct BuildRecordStore: Sendable {
     public func load(_ component: Component) -> BuildRecord? {
         guard let data = FileManager.default.contents(atPath: layout.recordPath(component)) else { return nil }
         let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
+        decoder.dateDecodingStrategy = Timestamp.decodingStrategy
         return try? decoder.decode(BuildRecord.self, from: data)
     }
 
@@ -67,7 +67,7 @@ public struct BuildRecordStore: Sendable {
         let path = layout.recordPath(record.component)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        encoder.dateEncodingStrategy = .iso8601
+        encoder.dateEncodingStrategy = Timestamp.encodingStrategy
         do {
             try AtomicFile.makeDirectory((path as NSString).deletingLastPathComponent)
             try AtomicFile.write(try encoder.encode(record), to: path)

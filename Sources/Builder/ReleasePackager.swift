@@ -91,7 +91,7 @@ public struct ReleasePackager: Sendable {
             let manifest = try makeManifest(root: partial, records: records)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            encoder.dateEncodingStrategy = .iso8601
+            encoder.dateEncodingStrategy = Timestamp.encodingStrategy
             try AtomicFile.write(try encoder.encode(manifest), to: partial + "/manifest.json")
 
             let previous = directory + ".previous"

@@ -1,5 +1,6 @@
 // Reading events.jsonl: the QMP events the recorder kept, one JSON object per line.
 import Foundation
+import Support
 
 /// One recorded QMP event.
 public struct VMEvent: Sendable, Equatable {
@@ -30,9 +31,7 @@ public struct VMEvent: Sendable, Equatable {
 
     /// `2026-11-29T19:20:01.123Z SHUTDOWN {"guest":true,"reason":"guest-shutdown"}`
     public var text: String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return [formatter.string(from: timestamp), name, data].compactMap { $0 }.joined(separator: " ")
+        [Timestamp.format(timestamp, fractionDigits: 3), name, data].compactMap { $0 }.joined(separator: " ")
     }
 
     /// The `reason` member of the event's data (SHUTDOWN, RESET), when present.

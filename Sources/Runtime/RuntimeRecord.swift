@@ -52,13 +52,13 @@ public struct RuntimeRecord: Codable, Sendable, Equatable {
 
     private static let decoder: JSONDecoder = {
         let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
+        decoder.dateDecodingStrategy = Timestamp.decodingStrategy
         return decoder
     }()
 
     private var encoder: JSONEncoder {
         let encoder = JSONEncoder()
-        encoder.dateEncodingStrategy = .iso8601
+        encoder.dateEncodingStrategy = Timestamp.encodingStrategy
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         return encoder
     }

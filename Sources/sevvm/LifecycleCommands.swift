@@ -45,7 +45,7 @@ private func writeLine(_ text: String) {
 private func jsonText<T: Encodable>(_ value: T) throws -> String {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-    encoder.dateEncodingStrategy = .iso8601
+    encoder.dateEncodingStrategy = Timestamp.encodingStrategy
     return String(decoding: try encoder.encode(value), as: UTF8.self)
 }
 
