@@ -42,11 +42,11 @@ public struct FooterTableEntry: Sendable, Equatable {
     public var data: [UInt8]
 }
 
-/// An OVMF image read fully into memory (a few MiB) and parsed once.
+/// An OVMF image (a few MiB, mapped from its file) parsed once.
 public struct OVMFImage: Sendable {
     public let path: String
     /// The whole file: measurement hashes it page by page.
-    public let bytes: [UInt8]
+    public let bytes: ImageBytes
     /// Footer table entries in file order (the table is walked backwards, then reversed).
     public let footerEntries: [FooterTableEntry]
     /// The SEV metadata sections, empty when the image has none.
@@ -60,11 +60,15 @@ public struct OVMFImage: Sendable {
     static let firmwareVolumeSignature: [UInt8] = Array("_FVH".utf8)
 
     public init(path: String) throws {
-        try self.init(bytes: try Self.readFile(path), path: path)
+        try self.init(image: try ImageBytes.load(path: path), path: path)
     }
 
     /// Parses an image already in memory; `path` only names it in errors.
     public init(bytes: [UInt8], path: String) throws {
+        try self.init(image: ImageBytes(bytes), path: path)
+    }
+
+    private init(image bytes: ImageBytes, path: String) throws {
         self.path = path
         self.bytes = bytes
         let volumes = try Self.walkFirmwareVolumes(bytes, path: path)
@@ -121,35 +125,9 @@ public struct OVMFImage: Sendable {
 
     // MARK: - Parsing
 
-    /// Reads the whole file with POSIX calls (no Foundation Data copy on the measurement path).
-    static func readFile(_ path: String) throws -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw FirmwareError.unreadable(path: path, errno: errno) }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else { throw FirmwareError.unreadable(path: path, errno: errno) }
-        let expected = Int(info.st_size)
-        var failure: Int32 = 0
-        let result = [UInt8](unsafeUninitializedCapacity: expected) { buffer, initialized in
-            initialized = 0
-            while initialized < expected, let base = buffer.baseAddress {
-                let count = read(fd, base + initialized, expected - initialized)
-                if count < 0 {
-                    if errno == EINTR { continue }
-                    failure = errno
-                    break
-                }
-                if count == 0 { break }
-                initialized += count
-            }
-        }
-        if failure != 0 { throw FirmwareError.unreadable(path: path, errno: failure) }
-        return result
-    }
-
     /// Walks the firmware volumes laid end to end from offset 0; returns each volume's filesystem
     /// GUID. A volume whose length runs past the end of the file means the file was cut short.
-    static func walkFirmwareVolumes(_ bytes: [UInt8], path: String) throws -> [GUID] {
+    static func walkFirmwareVolumes(_ bytes: ImageBytes, path: String) throws -> [GUID] {
         var offset = 0
         var volumes: [GUID] = []
         while offset + 0x30 <= bytes.count, Array(bytes[offset + 0x28..<offset + 0x2C]) == firmwareVolumeSignature {
@@ -170,7 +148,7 @@ public struct OVMFImage: Sendable {
     }
 
     /// Parses the footer GUID table; nil when the image has none (plain OVMF vars, other files).
-    static func parseFooterTable(_ bytes: [UInt8], path: String) throws -> [FooterTableEntry]? {
+    static func parseFooterTable(_ bytes: ImageBytes, path: String) throws -> [FooterTableEntry]? {
         let footerStart = bytes.count - footerTableOffsetFromEnd - entryHeaderSize
         guard footerStart >= 0, let footerSize = bytes.littleEndianUInt16(at: footerStart),
             let footerGUID = GUID(storedBytes: bytes[footerStart + 2..<footerStart + entryHeaderSize]),
@@ -204,7 +182,7 @@ public struct OVMFImage: Sendable {
     }
 
     /// Parses the "ASEV" metadata the footer table points at (offset counted from the end of the image).
-    static func parseSEVMetadata(_ bytes: [UInt8], entries: [FooterTableEntry], path: String) throws -> [SEVMetadataSection] {
+    static func parseSEVMetadata(_ bytes: ImageBytes, entries: [FooterTableEntry], path: String) throws -> [SEVMetadataSection] {
         guard let entry = entries.first(where: { $0.guid == OVMFGUID.sevMetadata }) else { return [] }
         guard let offsetFromEnd = entry.data.littleEndianUInt32(at: 0) else {
             throw FirmwareError.malformedSEVMetadata(path: path, reason: "the metadata footer entry has no offset")
@@ -241,27 +219,5 @@ public struct OVMFImage: Sendable {
             offset += itemSize
         }
         return sections
-    }
-}
-
-extension Array where Element == UInt8 {
-    /// Little-endian integer at `offset`, nil when it would read past the end.
-    func littleEndianUInt16(at offset: Int) -> UInt16? {
-        guard offset >= 0, offset + 2 <= count else { return nil }
-        return UInt16(self[offset]) | UInt16(self[offset + 1]) << 8
-    }
-
-    func littleEndianUInt32(at offset: Int) -> UInt32? {
-        guard offset >= 0, offset + 4 <= count else { return nil }
-        var value: UInt32 = 0
-        for index in (0..<4).reversed() { value = value << 8 | UInt32(self[offset + index]) }
-        return value
-    }
-
-    func littleEndianUInt64(at offset: Int) -> UInt64? {
-        guard offset >= 0, offset + 8 <= count else { return nil }
-        var value: UInt64 = 0
-        for index in (0..<8).reversed() { value = value << 8 | UInt64(self[offset + index]) }
-        return value
     }
 }

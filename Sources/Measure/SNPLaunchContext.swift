@@ -77,7 +77,7 @@ struct SNPLaunchContext {
     }
 
     /// The SHA-384 of every 4 KiB page of `bytes`, concatenated.
-    static func pageDigests(_ bytes: [UInt8]) -> [UInt8] {
+    static func pageDigests(_ bytes: ImageBytes) -> [UInt8] {
         let pages = bytes.count / pageSize
         let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 8, pages))
         var digests = [UInt8](repeating: 0, count: pages * digestSize)
