@@ -58,7 +58,7 @@ public struct LaunchPlan: Sendable, Codable, Equatable {
             }
         }
         if safe && !word.isEmpty { return word }
-        return "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
+        return "'" + word.replacing("'", with: "'\\''") + "'"
     }
 }
 

@@ -160,7 +160,7 @@ public enum LaunchPlanner {
         guard let data = FileManager.default.contents(atPath: resolved) else {
             throw LaunchError.unreadableFile(field: field, path: resolved)
         }
-        let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let text = String(decoding: data, as: UTF8.self).trimmingWhitespace
         if data.count != SNPSettings.idBlockLength, data.count != SNPSettings.idAuthMaximumLength,
             let decoded = Data(base64Encoded: text), !decoded.isEmpty
         {
@@ -209,7 +209,7 @@ struct ArgumentBuilder {
     mutating func add(_ words: String...) { arguments += words }
 
     /// A value inside a QEMU option list: commas are doubled.
-    static func escape(_ value: String) -> String { value.replacingOccurrences(of: ",", with: ",,") }
+    static func escape(_ value: String) -> String { value.replacing(",", with: ",,") }
 
     /// Options that make a virtio device usable by an encrypted guest (modern only, DMA through the DMA API).
     private func virtio(_ device: String, modern: Bool) -> String {

@@ -1,5 +1,6 @@
 // VCPUType: the CPUID signature (family/model/stepping) each QEMU EPYC model puts in the guest's RDX at reset.
 import Foundation
+import Support
 
 public enum VCPUType {
     /// CPUID Fn0000_0001_EAX from family, model and stepping (AMD CPUID specification #25481):
@@ -72,7 +73,7 @@ extension VCPUType {
 
 /// Parses an integer as Python's int(text, 0) does: 0x/0o/0b prefixes, decimal otherwise, '_' allowed.
 public func parseInteger(_ text: String) -> UInt64? {
-    let trimmed = text.trimmingCharacters(in: .whitespaces).replacingOccurrences(of: "_", with: "").lowercased()
+    let trimmed = String(text.trimmingWhitespace.filter { $0 != "_" }).lowercased()
     for (prefix, radix) in [("0x", 16), ("0o", 8), ("0b", 2)] where trimmed.hasPrefix(prefix) {
         return UInt64(trimmed.dropFirst(2), radix: radix)
     }

@@ -36,7 +36,7 @@ enum ProcessControl {
         // Zombies still answer kill(0); /proc/PID/stat tells them apart.
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return false }
         guard let close = stat.lastIndex(of: ")") else { return false }
-        let rest = stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces)
+        let rest = stat[stat.index(after: close)...].trimmingWhitespace
         return !rest.hasPrefix("Z") && !rest.hasPrefix("X")
     }
 
