@@ -46,8 +46,10 @@ public struct RuntimeRecord: Codable, Sendable, Equatable {
         return try? decoder.decode(RuntimeRecord.self, from: data)
     }
 
+    /// Atomic but not fsynced: state.json describes processes that a power loss ends anyway, and
+    /// `start` writes it up to three times.
     func save(_ path: String) throws {
-        try AtomicFile.write(try encoder.encode(self), to: path, permissions: 0o600)
+        try AtomicFile.write(try encoder.encode(self), to: path, permissions: 0o600, durable: false)
     }
 
     private static let decoder: JSONDecoder = {

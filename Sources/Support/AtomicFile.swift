@@ -8,7 +8,11 @@ import Foundation
 public enum AtomicFile {
     /// Writes `data` to `path` atomically with the given permissions. With `exclusive`, fails with
     /// EEXIST when `path` already exists (link instead of rename, so two writers cannot both win).
-    public static func write(_ data: Data, to path: String, permissions: mode_t = 0o644, exclusive: Bool = false) throws {
+    /// With `durable` false the file and folder are not fsynced: still all-or-nothing if sevvm
+    /// dies, but not across a power loss; for runtime state, which a reboot makes moot anyway.
+    public static func write(
+        _ data: Data, to path: String, permissions: mode_t = 0o644, exclusive: Bool = false, durable: Bool = true
+    ) throws {
         let directory = (path as NSString).deletingLastPathComponent
         let base = (path as NSString).lastPathComponent
         var template = Array(((directory.isEmpty ? "." : directory) + "/.\(base).tmp-XXXXXX").utf8CString)
@@ -34,7 +38,9 @@ public enum AtomicFile {
                 }
             }
             guard fchmod(fd, permissions) == 0 else { throw SupportError.io(path: path, operation: "chmod", errno: errno) }
-            guard fsync(fd) == 0 else { throw SupportError.io(path: path, operation: "fsync", errno: errno) }
+            if durable {
+                guard fsync(fd) == 0 else { throw SupportError.io(path: path, operation: "fsync", errno: errno) }
+            }
         }
         if exclusive {
             guard link(tempPath, path) == 0 else { throw SupportError.io(path: path, operation: "create", errno: errno) }
@@ -42,7 +48,7 @@ public enum AtomicFile {
             guard rename(tempPath, path) == 0 else { throw SupportError.io(path: path, operation: "rename onto", errno: errno) }
             committed = true
         }
-        syncDirectory(directory.isEmpty ? "." : directory)
+        if durable { syncDirectory(directory.isEmpty ? "." : directory) }
     }
 
     public static func write(_ text: String, to path: String, permissions: mode_t = 0o644, exclusive: Bool = false) throws {

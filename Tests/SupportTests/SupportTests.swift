@@ -10,12 +10,13 @@ private func temporaryDirectory() throws -> String {
 }
 
 @Suite struct AtomicFileTests {
-    @Test func writesContentAndPermissions() throws {
+    @Test(arguments: [true, false])
+    func writesContentAndPermissions(durable: Bool) throws {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = dir + "/a.json"
-        try AtomicFile.write("one", to: path, permissions: 0o600)
-        try AtomicFile.write("two", to: path, permissions: 0o600)
+        try AtomicFile.write(Data("one".utf8), to: path, permissions: 0o600, durable: durable)
+        try AtomicFile.write(Data("two".utf8), to: path, permissions: 0o600, durable: durable)
         #expect(try String(contentsOfFile: path, encoding: .utf8) == "two")
         let attributes = try FileManager.default.attributesOfItem(atPath: path)
         #expect((attributes[.posixPermissions] as? Int) == 0o600)
