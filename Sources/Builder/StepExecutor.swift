@@ -122,7 +122,7 @@ struct StepExecutor {
             pid = try Self.spawn(
                 executable, command.argv, environment: env, directory: command.workingDirectory, output: log.fileDescriptor)
         } catch {
-            writeLine(log, "sevvm: could not start \(executable): \(String(cString: strerror(errno)))")
+            writeLine(log, "sevvm: could not start \(executable): \(error)")
             throw failure(command, status: 127, step: step)
         }
         runningChild = pid
@@ -134,62 +134,24 @@ struct StepExecutor {
         // Whatever the step left running in its group (a daemon, an orphaned recipe) goes with it.
         kill(-pid, SIGKILL)
         if cancellation.isCancelled { throw BuilderError.interrupted(component: step.component.rawValue, step: step.kind.rawValue) }
-        let exited = (status & 0x7f) == 0
-        let code = exited ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        guard exited, code == 0 else { throw failure(command, status: code, step: step) }
+        let code = Spawn.exitCode(fromWaitStatus: status)
+        guard code == 0 else { throw failure(command, status: code, step: step) }
     }
 
-    private typealias AddChangeDirectory = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>) -> Int32
-
-    /// glibc's posix_spawn_file_actions_addchdir_np (2.29+), looked up at run time because the
-    /// Glibc module does not export GNU extensions.
-    private static let addChangeDirectory: AddChangeDirectory? = dlsym(nil, "posix_spawn_file_actions_addchdir_np").map {
-        unsafeBitCast($0, to: AddChangeDirectory.self)
-    }
-
-    /// posix_spawn in a process group of its own, so a cancel or Ctrl-C reaches the step's whole
+    /// Starts a step in a process group of its own, so a cancel or Ctrl-C reaches the step's whole
     /// tree (make and what it runs) and nothing it leaves behind can hold sevvm up. Output goes
     /// straight to the log file descriptor; stdin is /dev/null; signals start at their defaults.
     static func spawn(_ executable: String, _ argv: [String], environment: [String: String], directory: String, output: Int32)
         throws -> pid_t
     {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, output, 1)
-        posix_spawn_file_actions_adddup2(&actions, output, 2)
-        guard let changeDirectory = Self.addChangeDirectory else {
-            throw BuilderError.io(
-                path: executable, operation: "start", detail: "posix_spawn_file_actions_addchdir_np needs glibc 2.29 or later")
-        }
-        _ = changeDirectory(&actions, directory)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        sigaddset(&defaults, SIGINT)
-        sigaddset(&defaults, SIGTERM)
-        sigaddset(&defaults, SIGPIPE)
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
-        let cArguments = argv.map { strdup($0) } + [nil]
-        let cEnvironment = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            for pointer in cArguments + cEnvironment { free(pointer) }
-        }
-        var pid: pid_t = 0
-        let result = posix_spawn(&pid, executable, &actions, &attributes, cArguments, cEnvironment)
-        guard result == 0 else {
-            errno = result
-            throw BuilderError.io(path: executable, operation: "start", detail: String(cString: strerror(result)))
-        }
-        return pid
+        var request = SpawnRequest(argv)
+        request.executable = executable
+        request.environment = environment
+        request.workingDirectory = directory
+        request.standardOutput = .descriptor(output)
+        request.standardError = .descriptor(output)
+        request.newProcessGroup = true
+        return try Spawn.start(request)
     }
 
     private func failure(_ command: StepCommand, status: Int32, step: BuildStep) -> BuilderError {

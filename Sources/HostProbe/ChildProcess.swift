@@ -1,5 +1,6 @@
-// Child processes caps awaits without blocking a thread: posix_spawn, output to a file, waitpid polled.
+// Child processes caps awaits without blocking a thread: Support's Spawn, output to a file, waitpid polled.
 import Foundation
+import Support
 
 #if canImport(Glibc)
     import Glibc
@@ -16,29 +17,18 @@ struct ChildProcess {
 
     /// Starts `argv` (argv[0] must be a path) with stdin from /dev/null and output into `outputPath`.
     static func spawn(_ argv: [String], outputPath: String) throws -> ChildProcess {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        var cArguments: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
-        defer { cArguments.forEach { free($0) } }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, argv[0], &actions, nil, &cArguments, environ)
-        guard rc == 0 else {
-            throw HostProbeError.capabilityQEMUFailed(argv: argv, status: nil, stderr: String(cString: strerror(rc)))
+        var request = SpawnRequest(argv)
+        request.standardOutput = .file(outputPath, append: false)
+        request.standardError = .sameAsStandardOutput
+        do {
+            return ChildProcess(pid: try Spawn.start(request), argv: argv, outputPath: outputPath)
+        } catch SupportError.spawnFailed(_, let code) {
+            throw HostProbeError.capabilityQEMUFailed(argv: argv, status: nil, stderr: String(cString: strerror(code)))
         }
-        return ChildProcess(pid: pid, argv: argv, outputPath: outputPath)
     }
 
     /// The exit status once the child has ended (reaping it), nil while it runs.
-    func exitStatus() -> Int32? {
-        var status: Int32 = 0
-        guard waitpid(pid, &status, WNOHANG) == pid else { return nil }
-        // WIFEXITED/WEXITSTATUS are macros Swift does not import: low 7 bits 0 means a normal exit.
-        return status & 0x7F == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
-    }
+    func exitStatus() -> Int32? { Spawn.exitStatusIfEnded(pid) }
 
     /// Waits (polling, never blocking a thread) for the child to end; returns its status.
     func wait(timeout: Duration) async throws -> Int32? {
@@ -58,8 +48,7 @@ struct ChildProcess {
     /// Ends the child by its PID and reaps it (SIGKILL: a probe QEMU holds nothing worth saving).
     func killAndReap() {
         kill(pid, SIGKILL)
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        _ = Spawn.waitForExit(pid)
     }
 
     /// Runs `argv` to completion and returns its status and output.
