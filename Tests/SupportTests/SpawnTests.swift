@@ -74,6 +74,7 @@ struct SpawnTests {
 
     @Test("a program that cannot start is a spawnFailed naming it")
     func missingProgram() {
+        defer { try? FileManager.default.removeItem(atPath: folder) }
         #expect(throws: SupportError.spawnFailed(executable: "/nonexistent/sevvm-test", errno: ENOENT)) {
             _ = try Spawn.start(SpawnRequest(["/nonexistent/sevvm-test"]))
         }
