@@ -10,8 +10,9 @@ import Synchronization
 
 /// One connection's machinery. A dedicated thread waits for the socket, decodes with json-c and
 /// resumes the waiting task directly (which then runs on that same thread when it prefers
-/// `ioThread` as its executor); writes go straight to send(2) under a lock from the calling task. Timeouts live on a dispatch timer that is only re-armed when a command needs an earlier
-/// check than the one planned, so steady traffic costs no timer work. Nothing polls or spins.
+/// `ioThread` as its executor); writes go straight to send(2) under a lock from the calling task.
+/// Timeouts live on a dispatch timer that is only re-armed when a command needs an earlier check
+/// than the one planned, so steady traffic costs no timer work. Nothing polls or spins.
 final class QMPConnection: @unchecked Sendable {
     let path: String
     private let fd: Int32
@@ -137,7 +138,9 @@ final class QMPConnection: @unchecked Sendable {
                     return
                 case .success(let value): sendsID = value
                 }
-                if !sendsID && arguments == nil, let text = plainRequests.withLock({ $0[command] }) {
+                // Without id and arguments a request is a function of the command name alone.
+                let plain = !sendsID && arguments == nil
+                if plain, let text = plainRequests.withLock({ $0[command] }) {
                     // The same bytes json-c produced the first time: steady polling skips the allocations.
                     writeRequest(key: key, text.withUnsafeBytes { raw in raw.baseAddress.flatMap { write($0, raw.count) } })
                     return
@@ -153,7 +156,7 @@ final class QMPConnection: @unchecked Sendable {
                     abandon(key: key, written: false, with: QMPError.protocolViolation("json-c could not serialize '\(command)'"))
                     return
                 }
-                if !sendsID && arguments == nil {
+                if plain {
                     let bytes = [UInt8](UnsafeRawBufferPointer(start: text, count: length))
                     plainRequests.withLock { cache in if cache.count < 256 { cache[command] = bytes } }
                 }

@@ -23,7 +23,7 @@ import Synchronization
 final class QMPIOThread: TaskExecutor, @unchecked Sendable {
     private struct Queue {
         var jobs: [UnownedJob] = []
-        /// The thread is (about to be) blocked in poll(2) and needs the eventfd to notice new jobs.
+        /// The thread is (about to be) blocked in epoll_wait(2) and needs the eventfd to notice new jobs.
         var sleeping = false
         var stopped = false
     }
@@ -48,8 +48,7 @@ final class QMPIOThread: TaskExecutor, @unchecked Sendable {
             return (true, queue.sleeping)
         }
         if !accepted {
-            let executor = asUnownedTaskExecutor()
-            DispatchQueue.global().async { job.runSynchronously(on: executor) }
+            handToDispatch(job)
         } else if wake {
             var one: UInt64 = 1
             _ = Glibc.write(wakeFD, &one, 8)
@@ -99,8 +98,13 @@ final class QMPIOThread: TaskExecutor, @unchecked Sendable {
             defer { queue.jobs = [] }
             return queue.jobs
         }
+        leftovers.forEach(handToDispatch)
+    }
+
+    /// After the thread has ended, jobs still run (on Dispatch's global queue) as this executor's.
+    private func handToDispatch(_ job: UnownedJob) {
         let executor = asUnownedTaskExecutor()
-        for job in leftovers { DispatchQueue.global().async { job.runSynchronously(on: executor) } }
+        DispatchQueue.global().async { job.runSynchronously(on: executor) }
     }
 
     private func runJobs() {
