@@ -127,14 +127,12 @@ struct StepExecutor {
         }
         runningChild = pid
         cancellation.running(pid)
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let code = Spawn.waitForExit(pid)
         cancellation.running(0)
         runningChild = 0
         // Whatever the step left running in its group (a daemon, an orphaned recipe) goes with it.
         kill(-pid, SIGKILL)
         if cancellation.isCancelled { throw BuilderError.interrupted(component: step.component.rawValue, step: step.kind.rawValue) }
-        let code = Spawn.exitCode(fromWaitStatus: status)
         guard code == 0 else { throw failure(command, status: code, step: step) }
     }
 

@@ -1,6 +1,7 @@
 // The per-VM recorder: a detached process that keeps every QMP event (events.jsonl) and the serial console (console.log).
 import CShims
 import Foundation
+import Support
 
 #if canImport(Glibc)
     import Glibc
@@ -45,11 +46,12 @@ public enum EventRecorder {
     /// Starts the detached recorder on `handles` (closed here: the recorder owns them now).
     static func spawn(executable: String, folder: RuntimeFolder, handles: Handles) throws -> pid_t {
         defer { handles.closeAll() }
-        return try ProcessControl.spawn(
-            [executable, subcommand, folder.path],
-            workingDirectory: "/",
-            streams: .init(stderrFile: folder.recorderLog, passedDescriptors: [handles.events, handles.serial, handles.listener]),
-            newSession: true)
+        var request = SpawnRequest([executable, subcommand, folder.path])
+        request.workingDirectory = "/"
+        request.standardError = .file(folder.recorderLog, append: true)
+        request.passedDescriptors = [handles.events, handles.serial, handles.listener]
+        request.newSession = true
+        return try ProcessControl.spawn(request)
     }
 
     /// Connects to a QMP socket and finishes capability negotiation; returns the connected descriptor.

@@ -1,4 +1,4 @@
-// Process plumbing: liveness from the pidfile lock and /proc, posix_spawn with a working folder, waiting.
+// Process plumbing: liveness from the pidfile lock and /proc, starting children through Support's Spawn.
 import Foundation
 import Support
 
@@ -52,31 +52,12 @@ enum ProcessControl {
         return true
     }
 
-    /// What a spawned program's standard streams are connected to.
-    struct Streams {
-        var stdin = "/dev/null"
-        var stdoutFile: String?
-        var stderrFile: String?
-        /// Open descriptors handed to the child as descriptors 3, 4, 5, ...
-        var passedDescriptors: [Int32] = []
-    }
-
-    /// Spawns `argv` (argv[0] must be a path) with `workingDirectory`; returns its PID.
-    static func spawn(_ argv: [String], workingDirectory: String?, streams: Streams, newSession: Bool) throws -> pid_t {
-        var request = SpawnRequest(argv)
-        request.workingDirectory = workingDirectory
-        request.standardInput = streams.stdin
-        request.standardOutput = streams.stdoutFile.map { .file($0, append: true) } ?? .null
-        request.standardError = streams.stderrFile.map { .file($0, append: true) } ?? .null
-        request.passedDescriptors = streams.passedDescriptors
-        request.newSession = newSession
+    /// Starts a child through Support's Spawn, reporting a failure in Runtime's terms.
+    static func spawn(_ request: SpawnRequest) throws -> pid_t {
         do {
             return try Spawn.start(request)
         } catch SupportError.spawnFailed(let executable, let code) {
             throw RuntimeError.spawnFailed(executable: executable, errno: code)
         }
     }
-
-    /// Waits for a child to end; returns its exit status (128+signal when killed).
-    static func waitForExit(_ pid: pid_t) -> Int32 { Spawn.waitForExit(pid) }
 }

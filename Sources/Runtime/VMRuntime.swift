@@ -56,10 +56,11 @@ public struct VMRuntime: Sendable {
         try record.save(folder.stateFile)
 
         // QEMU's parent returns once the machine (SEV context included) is initialised or has failed.
-        let launcher = try ProcessControl.spawn(
-            argv, workingDirectory: folder.path,
-            streams: .init(stdoutFile: folder.qemuLog, stderrFile: folder.qemuLog), newSession: false)
-        let status = ProcessControl.waitForExit(launcher)
+        var launch = SpawnRequest(argv)
+        launch.workingDirectory = folder.path
+        launch.standardOutput = .file(folder.qemuLog, append: true)
+        launch.standardError = .file(folder.qemuLog, append: true)
+        let status = Spawn.waitForExit(try ProcessControl.spawn(launch))
         guard status == 0, let pid = ProcessControl.liveQEMU(pidfile: folder.pidfile, name: name) else {
             let stderr = Self.readText(folder.qemuLog)
             abandon(pid: ProcessControl.liveQEMU(pidfile: folder.pidfile, name: name), recorder: nil)
@@ -115,7 +116,7 @@ public struct VMRuntime: Sendable {
         }
         if let recorder {
             Glibc.kill(recorder, SIGKILL)
-            _ = ProcessControl.waitForExit(recorder)
+            _ = Spawn.waitForExit(recorder)
         }
         folder.remove()
     }

@@ -144,7 +144,7 @@ public enum Spawn {
 
     /// WIFEXITED/WEXITSTATUS, which Swift does not import (they are macros): low 7 bits zero means
     /// a normal exit with the code in the next byte; otherwise 128 + the signal number, as shells say.
-    public static func exitCode(fromWaitStatus status: Int32) -> Int32 {
+    private static func exitCode(fromWaitStatus status: Int32) -> Int32 {
         status & 0x7F == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
     }
 

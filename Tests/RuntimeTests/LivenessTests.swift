@@ -23,9 +23,10 @@ struct LivenessTests {
             "-qmp", "unix:qmp.sock,server=on,wait=off", "-qmp", "unix:events.sock,server=on,wait=off",
             "-chardev", "socket,id=console0,path=serial.sock,server=on,wait=off",
         ]
-        let launcher = try ProcessControl.spawn(
-            argv, workingDirectory: folder.path, streams: .init(stderrFile: folder.qemuLog), newSession: false)
-        #expect(ProcessControl.waitForExit(launcher) == 0, "QEMU failed: \(VMRuntime.readText(folder.qemuLog))")
+        var launch = SpawnRequest(argv)
+        launch.workingDirectory = folder.path
+        launch.standardError = .file(folder.qemuLog, append: true)
+        #expect(Spawn.waitForExit(try ProcessControl.spawn(launch)) == 0, "QEMU failed: \(VMRuntime.readText(folder.qemuLog))")
         var record = RuntimeRecord(
             name: runtime.name, argv: argv, qemuPath: argv[0], qemuVersion: "10.0.2", firmwarePath: nil, mode: .none,
             accel: "tcg", startedAt: Date(), warnings: [])
