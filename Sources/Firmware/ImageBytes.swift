@@ -1,4 +1,4 @@
-// ImageBytes: a firmware image's bytes, mapped read-only from its file (or held in memory for tests).
+// ImageBytes: a firmware (or kernel, initrd) image's bytes, mapped read-only from its file, or held in memory.
 import Foundation
 
 #if canImport(Glibc)
@@ -39,8 +39,9 @@ public struct ImageBytes: ZeroBasedBytes, Sendable {
 
     private init(storage: Storage) { self.storage = storage }
 
-    /// The file's bytes: mapped when it is a non-empty regular file, read otherwise.
-    static func load(path: String) throws -> ImageBytes {
+    /// The file's bytes: mapped when it is a non-empty regular file, read otherwise (pipes,
+    /// devices). Throws `FirmwareError.unreadable`.
+    public static func load(path: String) throws -> ImageBytes {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw FirmwareError.unreadable(path: path, errno: errno) }
         defer { close(fd) }

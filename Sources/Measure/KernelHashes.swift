@@ -45,34 +45,16 @@ public struct KernelHashes: Sendable, Equatable {
         return page
     }
 
-    /// SHA-256 of a file. Regular files are hashed straight from the page cache through a
-    /// read-only mapping (no copy); anything else (a pipe, a device) is streamed in 1 MiB reads.
+    /// SHA-256 of a file, read the way firmware is (`ImageBytes`: mapped when it is a regular file).
     static func sha256(file path: String) throws -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw MeasureError.unreadable(path: path, errno: errno) }
-        defer { close(fd) }
+        let contents: ImageBytes
+        do {
+            contents = try ImageBytes.load(path: path)
+        } catch FirmwareError.unreadable(let path, let code) {
+            throw MeasureError.unreadable(path: path, errno: code)
+        }
         var hasher = SHA256()
-        var info = stat()
-        if fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG, info.st_size > 0,
-            let mapping = mmap(nil, Int(info.st_size), PROT_READ, MAP_PRIVATE, fd, 0), mapping != MAP_FAILED
-        {
-            defer { munmap(mapping, Int(info.st_size)) }
-            _ = madvise(mapping, Int(info.st_size), MADV_SEQUENTIAL)
-            hasher.update(bufferPointer: UnsafeRawBufferPointer(start: mapping, count: Int(info.st_size)))
-            return Array(hasher.finalize())
-        }
-        let capacity = 1 << 20
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 64)
-        defer { buffer.deallocate() }
-        while true {
-            let count = read(fd, buffer, capacity)
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw MeasureError.unreadable(path: path, errno: errno)
-            }
-            if count == 0 { break }
-            hasher.update(bufferPointer: UnsafeRawBufferPointer(start: buffer, count: count))
-        }
+        contents.withUnsafeBytes { hasher.update(bufferPointer: $0) }
         return Array(hasher.finalize())
     }
 }
