@@ -1,5 +1,5 @@
 // Facts about the build machine that decide commands and inputs: distribution, running kernel, toolchain.
-import Foundation
+import FoundationEssentials
 import Support
 
 #if canImport(Glibc)
@@ -35,7 +35,7 @@ public struct Distribution: Sendable, Equatable, Codable {
         var fields: [String: String] = [:]
         for line in text.split(separator: "\n") {
             guard let equals = line.firstIndex(of: "=") else { continue }
-            let value = line[line.index(after: equals)...].trimmingCharacters(in: CharacterSet(charactersIn: "\"' "))
+            let value = line[line.index(after: equals)...].trimming { $0 == "\"" || $0 == "'" || $0 == " " }
             fields[String(line[..<equals])] = value
         }
         return Distribution(

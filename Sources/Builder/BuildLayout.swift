@@ -1,5 +1,9 @@
 // Where `sevvm build` keeps sources, logs, records, staging folders and kernel packages.
-import Foundation
+import FoundationEssentials
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Paths under `<workspace>/build`. One clone per component; both kernels share one object store
 /// (`linux.git`) with a worktree each, so the second kernel costs a checkout, not a clone.

@@ -1,6 +1,10 @@
 // What one `sevvm build` invocation asks for.
-import Foundation
+import FoundationEssentials
 import Support
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The OVMF platform to build: the general one, or AMD's measured-direct-boot one (hashes table).
 public enum OVMFPlatform: String, Sendable, Codable, CaseIterable {

@@ -1,5 +1,9 @@
 // A build as data: typed steps of argv commands and file actions that --dry-run prints and the executor runs.
-import Foundation
+import FoundationEssentials
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 public enum StepKind: String, CaseIterable, Codable, Sendable, CustomStringConvertible {
     case fetch, checkout, configure, compile, package, install
@@ -28,7 +32,7 @@ public struct StepCommand: Sendable, Equatable, Codable {
 
     static func quote(_ word: String) -> String {
         let safe = word.allSatisfy { $0.isLetter || $0.isNumber || "-_./=:,+@%<>|".contains($0) }
-        return safe && !word.isEmpty ? word : "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
+        return safe && !word.isEmpty ? word : "'" + word.replacing("'", with: "'\\''") + "'"
     }
 }
 
@@ -64,7 +68,7 @@ public enum StepAction: Sendable, Equatable {
         case .collectFiles(let from, let suffixes, let to, let recursive):
             return "move \(from)/\(recursive ? "**/" : "")*{\(suffixes.joined(separator: ","))} -> \(to)/"
         case .writeFile(let path, let contents):
-            return "write \(path): \(contents.trimmingCharacters(in: .newlines))"
+            return "write \(path): \(contents.trimmingNewlines)"
         case .commitStaging(let staging, let destination): return "install staged files \(staging)/* -> \(destination)/"
         case .replaceDirectory(let staging, let destination): return "replace \(destination) by \(staging)"
         }

@@ -1,5 +1,9 @@
 // Turns a component's source, the options and the machine's facts into its typed build steps (AMD's recipe).
-import Foundation
+import FoundationEssentials
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// What is already on disk for a component; decides whether the plan clones, fetches or only checks out.
 public struct SourceState: Sendable, Equatable {
@@ -213,7 +217,7 @@ public enum BuildPlanner {
         let layout = options.layout
         let format = kernelPackageFormat(options: options, host: host)
         let jobs = "-j\(options.jobs)"
-        let parent = (tree as NSString).deletingLastPathComponent
+        let parent = tree.parentPath
         let config = ["./scripts/config", "--file", ".config", "--set-str", "LOCALVERSION", localVersion(component, commit: commit)]
         let staging = layout.staging(component)
         let collect: StepAction =

@@ -1,15 +1,20 @@
 // Progress of a build: one rewritten line (component, step, elapsed, current log line) on a TTY, plain lines otherwise.
-import Foundation
+import Dispatch
+import FoundationEssentials
 import Support
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 public final class BuildProgress: @unchecked Sendable {
     private let terminal: Terminal
     private let write: @Sendable (String) -> Void
-    private let lock = NSLock()
+    private let lock = Lock()
     private var timer: DispatchSourceTimer?
     private let queue = DispatchQueue(label: "sevvm.build.progress")
 
-    public init(terminal: Terminal, write: @escaping @Sendable (String) -> Void = { FileHandle.standardOutput.write(Data($0.utf8)) }) {
+    public init(terminal: Terminal, write: @escaping @Sendable (String) -> Void = { StandardStream.print($0) }) {
         self.terminal = terminal
         self.write = write
     }
@@ -74,6 +79,7 @@ public final class BuildProgress: @unchecked Sendable {
     }
 
     static func format(_ seconds: Double) -> String {
-        seconds < 60 ? String(format: "%.1fs", seconds) : String(format: "%dm%02ds", Int(seconds) / 60, Int(seconds) % 60)
+        let whole = Int(seconds)
+        return seconds < 60 ? fixedDecimals(seconds, 1) + "s" : "\(whole / 60)m" + zeroPadded(whole % 60, 2) + "s"
     }
 }

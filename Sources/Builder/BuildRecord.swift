@@ -1,6 +1,10 @@
 // The record of a component's last build: what it was built from and what it installed, for up-to-date checks and resume.
-import Foundation
+import FoundationEssentials
 import Support
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A file the build installed, with the size and modification time it had then. Comparing stats
 /// (not hashes) keeps the no-op check cheap; the release manifest carries real SHA-256 hashes.
@@ -69,7 +73,7 @@ public struct BuildRecordStore: Sendable {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         encoder.dateEncodingStrategy = Timestamp.encodingStrategy
         do {
-            try AtomicFile.makeDirectory((path as NSString).deletingLastPathComponent)
+            try AtomicFile.makeDirectory(path.parentPath)
             try AtomicFile.write(try encoder.encode(record), to: path)
         } catch let error as SupportError {
             if case .io(_, _, let code) = error, code == ENOSPC {

@@ -1,6 +1,10 @@
 // The `sevvm build` engine: resolve commits, skip what is up to date, run or resume the rest, package.
-import Foundation
+import FoundationEssentials
 import Support
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// What happened during a build, for progress displays.
 public enum BuildEvent: Sendable {
@@ -288,7 +292,7 @@ public final class Builder: @unchecked Sendable {
         guard answer.succeeded else {
             throw BuilderError.refNotFound(variable: source.refVariable, ref: source.ref.description, url: source.url)
         }
-        return answer.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
+        return answer.stdoutText.trimmingWhitespace
     }
 
     private func probeState(_ component: Component, commit: String?) -> SourceState {
@@ -350,7 +354,7 @@ public final class Builder: @unchecked Sendable {
         do {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         } catch {
-            throw BuilderError.io(path: path, operation: "create", detail: (error as NSError).localizedDescription)
+            throw BuilderError.io(path: path, operation: "create", detail: errorText(error))
         }
     }
 }

@@ -1,5 +1,9 @@
 // The one error type of the Builder target: every way `sevvm build` and `install-host` can fail, with what to do.
-import Foundation
+import FoundationEssentials
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 public enum BuilderError: Error, CustomStringConvertible, Equatable {
     case stableCommitsMissing(path: String)

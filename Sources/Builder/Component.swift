@@ -1,5 +1,9 @@
 // The four things `sevvm build` builds, and how the command line names them.
-import Foundation
+import FoundationEssentials
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 public enum Component: String, CaseIterable, Codable, Sendable, CustomStringConvertible {
     case qemu

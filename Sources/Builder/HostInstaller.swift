@@ -1,6 +1,10 @@
 // `sevvm install-host`: what AMD's install.sh does, as a printed plan run step by step, against / or a given root.
-import Foundation
+import FoundationEssentials
 import Support
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 public struct HostInstallOptions: Sendable {
     public var releaseDirectory: String
@@ -108,12 +112,12 @@ public enum HostInstaller {
         let wanted = (files.contents(atPath: release + "/kvm.conf").map { String(decoding: $0, as: UTF8.self) }) ?? ReleasePackager.kvmConf
         let existing = files.contents(atPath: kvmConf).map { String(decoding: $0, as: UTF8.self) }
         if existing == wanted {
-            notes.append("\(kvmConf) already says: \(wanted.trimmingCharacters(in: .newlines))")
+            notes.append("\(kvmConf) already says: \(wanted.trimmingNewlines)")
         } else {
             actions.append(.writeFile(path: kvmConf, contents: wanted, previous: existing))
         }
 
-        let kernel = packages.lazy.map { ($0 as NSString).lastPathComponent }.compactMap(kernelRelease(fromPackage:)).first
+        let kernel = packages.lazy.map { $0.fileName }.compactMap(kernelRelease(fromPackage:)).first
         if let kernel {
             notes.append(
                 "next: reboot and choose the kernel \(kernel) (GRUB: Advanced options), e.g. `grub-reboot` or "
@@ -138,18 +142,18 @@ public enum HostInstaller {
                         logTail: (answer.stdoutText + answer.stderrText).split(separator: "\n").suffix(15).map(String.init))
                 }
             case .copyTree(let from, let to):
-                for relative in (files.subpaths(atPath: from) ?? []).sorted() {
-                    var isDirectory: ObjCBool = false
+                for relative in ((try? files.subpathsOfDirectory(atPath: from)) ?? []).sorted() {
+                    var isDirectory = false
                     _ = files.fileExists(atPath: from + "/" + relative, isDirectory: &isDirectory)
                     let target = to + "/" + relative
                     do {
-                        if isDirectory.boolValue {
+                        if isDirectory {
                             try files.createDirectory(atPath: target, withIntermediateDirectories: true)
                         } else {
                             let data = try Data(contentsOf: URL(fileURLWithPath: from + "/" + relative))
                             let mode = (try? files.attributesOfItem(atPath: from + "/" + relative)[.posixPermissions] as? Int) ?? 0o644
                             try files.createDirectory(
-                                atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                                atPath: target.parentPath, withIntermediateDirectories: true)
                             try AtomicFile.write(data, to: target, permissions: mode_t(mode))
                         }
                     } catch {
@@ -161,7 +165,7 @@ public enum HostInstaller {
                     for line in diff(old: previous, new: contents) { report("    " + line) }
                 }
                 do {
-                    try AtomicFile.makeDirectory((path as NSString).deletingLastPathComponent)
+                    try AtomicFile.makeDirectory(path.parentPath)
                     try AtomicFile.write(contents, to: path)
                 } catch {
                     throw BuilderError.io(path: path, operation: "write", detail: "\(error)")

@@ -1,6 +1,10 @@
 // --package: snp-release-<date>/ in AMD's layout with a manifest of commits, inputs and file hashes, plus its .tar.gz.
-import Foundation
+import FoundationEssentials
 import Support
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 public struct ReleaseResult: Sendable, Equatable {
     public var directory: String
@@ -37,10 +41,7 @@ public struct ReleasePackager: Sendable {
     public init(options: BuildOptions) { self.options = options }
 
     public var releaseName: String {
-        let formatter = DateFormatter()
-        formatter.dateFormat = "yyyy-MM-dd"
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        return "snp-release-" + formatter.string(from: options.releaseDate)
+        "snp-release-" + Timestamp.localDay(options.releaseDate)
     }
 
     public var directory: String { options.releaseParent + "/" + releaseName }
@@ -70,14 +71,14 @@ public struct ReleasePackager: Sendable {
                     let relative: String
                     if record.component.isKernel {
                         relative =
-                            "linux/\(record.component == .kernelHost ? "host" : "guest")/" + (output.path as NSString).lastPathComponent
+                            "linux/\(record.component == .kernelHost ? "host" : "guest")/" + output.path.fileName
                     } else if output.path.hasPrefix(options.installDirectory + "/") {
                         relative = "usr/local/" + output.path.dropFirst(options.installDirectory.count + 1)
                     } else {
                         continue
                     }
                     let target = partial + "/" + relative
-                    try files.createDirectory(atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                    try files.createDirectory(atPath: target.parentPath, withIntermediateDirectories: true)
                     try files.copyItem(atPath: output.path, toPath: target)
                 }
                 try AtomicFile.write(record.commit + "\n", to: partial + "/source-commit.\(record.component.sourceCommitName)")
@@ -112,15 +113,15 @@ public struct ReleasePackager: Sendable {
             if tar.stderrText.contains("No space left") { throw BuilderError.diskFull(path: archive, detail: "writing the archive") }
             throw BuilderError.io(path: archive, operation: "write", detail: tar.stderrText)
         }
-        let count = (files.subpaths(atPath: directory) ?? []).count
+        let count = ((try? files.subpathsOfDirectory(atPath: directory)) ?? []).count
         return ReleaseResult(directory: directory, archive: archive, manifest: directory + "/manifest.json", fileCount: count)
     }
 
     private func makeManifest(root: String, records: [BuildRecord]) throws -> ReleaseManifest {
         let files = FileManager.default
-        let relativePaths = (files.subpaths(atPath: root) ?? []).sorted().filter { relative in
-            var isDirectory: ObjCBool = false
-            return files.fileExists(atPath: root + "/" + relative, isDirectory: &isDirectory) && !isDirectory.boolValue
+        let relativePaths = ((try? files.subpathsOfDirectory(atPath: root)) ?? []).sorted().filter { relative in
+            var isDirectory = false
+            return files.fileExists(atPath: root + "/" + relative, isDirectory: &isDirectory) && !isDirectory
         }
         let digests = try FileDigest.sha256(relativePaths.map { root + "/" + $0 })
         let entries = relativePaths.map { relative in

@@ -1,5 +1,9 @@
 // stable-commits: AMD's shell-variable file naming the repository, branch, tag or commit of each component.
-import Foundation
+import FoundationEssentials
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The parsed file. Only plain assignments are accepted (no expansion, no commands): it is data,
 /// and sevvm never hands it to a shell as AMD's build.sh does.
@@ -90,7 +94,7 @@ public struct StableCommits: Sendable, Equatable {
     }
 
     private static func parseLine(_ raw: String, line: Int, path: String) throws -> Variable? {
-        var rest = Substring(raw.trimmingCharacters(in: .whitespaces))
+        var rest = Substring(raw.trimmingSpaces)
         if rest.isEmpty || rest.hasPrefix("#") { return nil }
         func failure(_ reason: String) -> BuilderError {
             .stableCommitsSyntax(path: path, line: line, text: raw, reason: reason)

@@ -1,5 +1,5 @@
 // Runs a build step's actions: programs from argv with output streamed to the step's log, and staged file moves.
-import Foundation
+import FoundationEssentials
 import Support
 
 #if canImport(Glibc)
@@ -36,7 +36,7 @@ enum InterruptGuard {
 /// A request to stop a running build from another thread (what Ctrl-C does from a signal).
 /// The running step's process group gets SIGTERM.
 final class Cancellation: @unchecked Sendable {
-    private let lock = NSLock()
+    private let lock = Lock()
     private var cancelled = false
     private var child: pid_t = 0
 
@@ -66,7 +66,7 @@ struct StepExecutor {
     /// an install action placed.
     func run(_ step: BuildStep) throws -> [String] {
         let log = try openLog(step.logPath)
-        defer { try? log.close() }
+        defer { close(log) }
         var installed: [String] = []
         for action in step.actions {
             if cancellation.isCancelled { throw BuilderError.interrupted(component: step.component.rawValue, step: step.kind.rawValue) }
@@ -85,24 +85,26 @@ struct StepExecutor {
         return installed
     }
 
-    private func openLog(_ path: String) throws -> FileHandle {
-        let directory = (path as NSString).deletingLastPathComponent
+    /// The step's log, created 0644 and truncated: a descriptor the step's programs write to directly.
+    private func openLog(_ path: String) throws -> Int32 {
+        let directory = path.parentPath
         do {
             try AtomicFile.makeDirectory(directory)
         } catch {
             throw BuilderError.io(path: directory, operation: "create the log folder", detail: "\(error)")
         }
-        guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path) else {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
             throw BuilderError.io(path: path, operation: "create the log", detail: String(cString: strerror(errno)))
         }
-        return handle
+        return fd
     }
 
-    private func writeLine(_ log: FileHandle, _ text: String) {
-        try? log.write(contentsOf: Data((text + "\n").utf8))
+    private func writeLine(_ log: Int32, _ text: String) {
+        StandardStream.write(Array((text + "\n").utf8), to: log)
     }
 
-    private func execute(_ command: StepCommand, step: BuildStep, log: FileHandle) throws {
+    private func execute(_ command: StepCommand, step: BuildStep, log: Int32) throws {
         var env = environment.merging(command.environment) { _, new in new }
         env["GIT_TERMINAL_PROMPT"] = "0"  // never wait for a password nobody will type
         guard let name = command.argv.first else { return }
@@ -120,7 +122,7 @@ struct StepExecutor {
         let pid: pid_t
         do {
             pid = try Self.spawn(
-                executable, command.argv, environment: env, directory: command.workingDirectory, output: log.fileDescriptor)
+                executable, command.argv, environment: env, directory: command.workingDirectory, output: log)
         } catch {
             writeLine(log, "sevvm: could not start \(executable): \(error)")
             throw failure(command, status: 127, step: step)
@@ -163,12 +165,10 @@ struct StepExecutor {
     }
 
     private func classify(_ error: Error, path: String, step: BuildStep) -> BuilderError {
-        let nsError = error as NSError
-        let underlying = (nsError.userInfo[NSUnderlyingErrorKey] as? NSError)?.code
-        if underlying == Int(ENOSPC) || nsError.code == NSFileWriteOutOfSpaceError {
+        if errnoCode(of: error) == ENOSPC || (error as? CocoaError)?.code == .fileWriteOutOfSpace {
             return .diskFull(path: path, detail: "\(step.component) \(step.kind)")
         }
-        return .io(path: path, operation: "complete \(step.component) \(step.kind)", detail: nsError.localizedDescription)
+        return .io(path: path, operation: "complete \(step.component) \(step.kind)", detail: errorText(error))
     }
 
     private func perform(_ action: StepAction, step: BuildStep) throws -> [String] {
@@ -188,7 +188,7 @@ struct StepExecutor {
             try files.copyItem(atPath: from, toPath: to)
         case .touch(let path):
             if !files.fileExists(atPath: path) {
-                try files.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                try files.createDirectory(atPath: path.parentPath, withIntermediateDirectories: true)
                 guard files.createFile(atPath: path, contents: Data()) else {
                     throw BuilderError.io(path: path, operation: "create", detail: String(cString: strerror(errno)))
                 }
@@ -200,19 +200,19 @@ struct StepExecutor {
                 try files.removeItem(atPath: directory + "/" + name)
             }
         case .collectFiles(let from, let suffixes, let to, let recursive):
-            let names = (recursive ? files.subpaths(atPath: from) : try? files.contentsOfDirectory(atPath: from)) ?? []
+            let names = (try? recursive ? files.subpathsOfDirectory(atPath: from) : files.contentsOfDirectory(atPath: from)) ?? []
             let matches = names.filter { name in suffixes.contains(where: name.hasSuffix) }.sorted()
             guard !matches.isEmpty else {
                 throw BuilderError.outputMissing(
                     component: step.component.rawValue, path: "\(from)/*\(suffixes.joined(separator: "|"))", step: "package")
             }
             for name in matches {
-                try files.moveItem(atPath: from + "/" + name, toPath: to + "/" + (name as NSString).lastPathComponent)
+                try files.moveItem(atPath: from + "/" + name, toPath: to + "/" + name.fileName)
             }
         case .commitStaging(let staging, let destination):
             return try commitStaging(staging, into: destination, step: step)
         case .replaceDirectory(let staging, let destination):
-            try files.createDirectory(atPath: (destination as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try files.createDirectory(atPath: destination.parentPath, withIntermediateDirectories: true)
             let previous = destination + ".previous"
             if files.fileExists(atPath: previous) { try files.removeItem(atPath: previous) }
             if files.fileExists(atPath: destination) { try files.moveItem(atPath: destination, toPath: previous) }
@@ -227,7 +227,7 @@ struct StepExecutor {
     /// the previous build are untouched, and each file is replaced whole.
     private func commitStaging(_ staging: String, into destination: String, step: BuildStep) throws -> [String] {
         let files = FileManager.default
-        let entries = (files.subpaths(atPath: staging) ?? []).sorted()
+        let entries = ((try? files.subpathsOfDirectory(atPath: staging)) ?? []).sorted()
         var installed: [String] = []
         for relative in entries {
             let source = staging + "/" + relative
@@ -238,13 +238,13 @@ struct StepExecutor {
                 try files.createDirectory(atPath: target, withIntermediateDirectories: true)
                 continue
             }
-            try files.createDirectory(atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try files.createDirectory(atPath: target.parentPath, withIntermediateDirectories: true)
             if rename(source, target) != 0 {
                 guard errno == EXDEV else {
                     throw BuilderError.io(path: target, operation: "install", detail: String(cString: strerror(errno)))
                 }
                 // Another filesystem: copy beside the target, then rename over it.
-                let temporary = (target as NSString).deletingLastPathComponent + "/.sevvm-install-" + (target as NSString).lastPathComponent
+                let temporary = target.parentPath + "/.sevvm-install-" + target.fileName
                 if files.fileExists(atPath: temporary) { try files.removeItem(atPath: temporary) }
                 try files.copyItem(atPath: source, toPath: temporary)
                 guard rename(temporary, target) == 0 else {
@@ -262,13 +262,16 @@ struct StepExecutor {
 
     /// The last `lines` non-empty lines of a log, read from its end (logs can be gigabytes).
     static func tail(of path: String, lines: Int, maximumBytes: Int = 16_384) -> [String] {
-        guard let handle = FileHandle(forReadingAtPath: path) else { return [] }
-        defer { try? handle.close() }
-        let size = (try? handle.seekToEnd()) ?? 0
-        let start = size > UInt64(maximumBytes) ? size - UInt64(maximumBytes) : 0
-        try? handle.seek(toOffset: start)
-        let data = (try? handle.readToEnd()) ?? Data()
-        let text = String(decoding: data, as: UTF8.self)
-        return Array(text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).map(String.init).filter { !$0.isEmpty }.suffix(lines))
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return [] }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { return [] }
+        let start = max(0, Int(info.st_size) - maximumBytes)
+        var buffer = [UInt8](repeating: 0, count: Int(info.st_size) - start)
+        let count = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(start)) }
+        let text = String(decoding: buffer.prefix(max(0, count)), as: UTF8.self)
+        let nonEmpty: [String] = text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).map(String.init).filter { !$0.isEmpty }
+        return Array(nonEmpty.suffix(lines))
     }
 }

@@ -1,6 +1,10 @@
 // The programs and headers each component's build needs, and the Debian packages that provide them.
-import Foundation
+import FoundationEssentials
 import Support
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 public struct ToolRequirement: Sendable, Equatable, Hashable {
     public enum Kind: Sendable, Hashable { case program, header }

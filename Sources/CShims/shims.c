@@ -12,6 +12,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -88,3 +89,12 @@ long sevvm_find_bytes(const void *haystack, size_t haystack_length, const void *
     const char *found = memmem(haystack, haystack_length, needle, needle_length);
     return found ? (long)(found - (const char *)haystack) : -1;
 }
+
+void sevvm_name_thread(const char *name) {
+    prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0);
+}
+
+int sevvm_pipe_cloexec(int fds[2]) {
+    return pipe2(fds, O_CLOEXEC);
+}
+

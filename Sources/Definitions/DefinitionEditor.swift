@@ -1,6 +1,10 @@
 // `edit NAME --set key=value`: dotted keys applied to the definition's JSON, then read and validated strictly.
-import Foundation
+import FoundationEssentials
 import QMP
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 public enum DefinitionEditor {
     /// Fields that are bookkeeping, not settings.

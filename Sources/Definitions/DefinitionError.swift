@@ -1,5 +1,9 @@
 // The one error type of the Definitions target: what was wrong in which file and field, and what is allowed.
-import Foundation
+import FoundationEssentials
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 public enum DefinitionError: Error, CustomStringConvertible, Equatable {
     /// A field holds a value outside what is allowed.
@@ -70,7 +74,7 @@ public enum DefinitionError: Error, CustomStringConvertible, Equatable {
         case .io(let path, let operation, let reason):
             return "\(operation) \(path): \(reason)"
         case .toolFailed(let tool, let arguments, let output):
-            let trimmed = output.trimmingCharacters(in: .whitespacesAndNewlines)
+            let trimmed = output.trimmingWhitespace
             return "\(tool) \(arguments.joined(separator: " ")) failed: \(trimmed.isEmpty ? "no output" : trimmed)"
         }
     }

@@ -1,5 +1,6 @@
 // The vms/ folder: load, list, create, save and remove definitions with atomic writes under a lock.
-import Foundation
+import Dispatch
+import FoundationEssentials
 import QMP
 import Support
 
@@ -252,7 +253,7 @@ public struct DefinitionStore: Sendable {
 
 /// Results written by parallel decoders, one slot each.
 private final class EntrySlots: @unchecked Sendable {
-    private let lock = NSLock()
+    private let lock = Lock()
     private var slots: [Result<VMDefinition, DefinitionError>?]
 
     init(count: Int) { slots = Array(repeating: nil, count: count) }

@@ -1,6 +1,10 @@
 // Strict reading of definition JSON (parsed by json-c): unknown fields and wrong types become DefinitionErrors naming the field.
-import Foundation
+import FoundationEssentials
 import QMP
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A value that can be read from a parsed JSON tree; `path` names it in errors ("disks.0").
 protocol JSONReadable: Decodable {

@@ -1,5 +1,5 @@
 // A quick liveness probe for `list`: is QEMU running for this VM? (The Runtime area owns the full status.)
-import Foundation
+import FoundationEssentials
 import Support
 
 #if canImport(Glibc)

@@ -1,5 +1,5 @@
 // `create` beyond the JSON file: new disk images (qemu-img), the per-VM OVMF vars copy, disk format detection.
-import Foundation
+import FoundationEssentials
 import QMP
 import Support
 

@@ -1,7 +1,11 @@
 // The VM definition: everything a user declares about one guest, as stored in vms/NAME.json.
-import Foundation
+import FoundationEssentials
 import QMP
 import Support
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 public struct VMDefinition: Sendable, Equatable, Codable, JSONReadable {
     /// The schema this sevvm writes; files with a newer version are refused.

@@ -1,6 +1,10 @@
 // Semantic checks of a definition: ranges, policy bits, lengths, names, and the files it names.
-import Foundation
+import FoundationEssentials
 import Support
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 extension VMDefinition {
     /// Checks everything that does not touch the file system. Errors carry no file name; the

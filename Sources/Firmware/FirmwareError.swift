@@ -1,5 +1,9 @@
 // FirmwareError: every way a firmware image can be unusable, with what to do about it.
-import Foundation
+import FoundationEssentials
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 public enum FirmwareError: Error, CustomStringConvertible, Equatable {
     case unreadable(path: String, errno: Int32)

@@ -1,5 +1,5 @@
 // ImageBytes: a firmware (or kernel, initrd) image's bytes, mapped read-only from its file, or held in memory.
-import Foundation
+import FoundationEssentials
 
 #if canImport(Glibc)
     import Glibc

@@ -1,5 +1,9 @@
 // OVMFImage: an OVMF firmware file with the SEV facts QEMU reads from it (footer table, metadata, reset block).
-import Foundation
+import FoundationEssentials
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// One kind of page range OVMF asks the hypervisor to prepare before launch (edk2 OvmfSevMetadata.asm).
 public enum SEVSectionKind: UInt32, Sendable, Codable, CaseIterable, CustomStringConvertible {

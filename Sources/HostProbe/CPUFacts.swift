@@ -1,6 +1,10 @@
 // What CPUID says about the processor and its memory-encryption features (leaf 0x8000001F).
-import Foundation
+import FoundationEssentials
 import Support
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The CPU's identity: vendor, brand string, family/model and the EPYC generation they imply.
 public struct CPUIdentity: Sendable, Equatable, Codable {
@@ -17,7 +21,7 @@ public struct CPUIdentity: Sendable, Equatable, Codable {
         let leaf0 = cpuid.cpuid(leaf: 0, subleaf: 0)
         vendor = leaf0.map { Self.ascii([$0.ebx, $0.edx, $0.ecx]) } ?? ""
         let brandLeaves = ([0x8000_0002, 0x8000_0003, 0x8000_0004] as [UInt32]).compactMap { cpuid.cpuid(leaf: $0, subleaf: 0) }
-        brand = Self.ascii(brandLeaves.flatMap { [$0.eax, $0.ebx, $0.ecx, $0.edx] }).trimmingCharacters(in: .whitespaces)
+        brand = Self.ascii(brandLeaves.flatMap { [$0.eax, $0.ebx, $0.ecx, $0.edx] }).trimmingSpaces
         let signature = cpuid.cpuid(leaf: 1, subleaf: 0)?.eax ?? 0
         let baseFamily = Int((signature >> 8) & 0xF)
         let baseModel = Int((signature >> 4) & 0xF)

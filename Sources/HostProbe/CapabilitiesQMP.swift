@@ -1,5 +1,5 @@
 // query-sev-capabilities over QMP: through an existing socket, or a throw-away QEMU started (and killed) for it.
-import Foundation
+import FoundationEssentials
 import QMP
 
 #if canImport(Glibc)

@@ -1,6 +1,10 @@
 // How caps obtains query-sev-capabilities: the protocol, its answers, and the advice for QEMU's refusals.
-import Foundation
+import FoundationEssentials
 import QMP
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// What asking QEMU for its SEV capabilities produced.
 public enum CapabilityAnswer: Sendable, Equatable {

@@ -1,5 +1,5 @@
 // Child processes caps awaits without blocking a thread: Support's Spawn, output to a file, waitpid polled.
-import Foundation
+import FoundationEssentials
 import Support
 
 #if canImport(Glibc)
@@ -64,10 +64,10 @@ struct ChildProcess {
 
     /// A 0700 folder for sockets and output files, unique per run.
     static func privateFolder() throws -> String {
-        var template = Array((NSTemporaryDirectory() + "/sevvm-caps-XXXXXX").utf8CString)
+        var template = Array((temporaryDirectoryPath + "/sevvm-caps-XXXXXX").utf8CString)
         let made = template.withUnsafeMutableBufferPointer { buffer in buffer.baseAddress.flatMap { mkdtemp($0) } }
         guard made != nil else {
-            throw HostProbeError.unreadable(path: NSTemporaryDirectory(), operation: "create a folder in", errno: errno)
+            throw HostProbeError.unreadable(path: temporaryDirectoryPath, operation: "create a folder in", errno: errno)
         }
         return String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }

@@ -1,6 +1,10 @@
 // Which OVMF sevvm boots a guest with, and what that firmware supports (single file, SEV metadata, hashes table).
-import Foundation
+import FoundationEssentials
 import Support
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The firmware a guest boots: one file for SNP (`-bios`), or code + vars for pflash.
 public struct FirmwareChoice: Sendable, Codable, Equatable {
@@ -129,10 +133,9 @@ public enum FirmwareDiscovery {
 
     /// OVMF_CODE*.fd ships next to OVMF_VARS*.fd with the same suffix.
     static func siblingVars(of code: String) -> String? {
-        let name = (code as NSString).lastPathComponent
+        let name = code.fileName
         guard name.contains("CODE") else { return nil }
-        let vars = ((code as NSString).deletingLastPathComponent as NSString)
-            .appendingPathComponent(name.replacingOccurrences(of: "CODE", with: "VARS"))
+        let vars = code.parentPath + "/" + name.replacing("CODE", with: "VARS")
         return FileManager.default.fileExists(atPath: vars) ? vars : nil
     }
 }

@@ -1,6 +1,6 @@
 // The protocols through which HostProbe reads CPUID, MSRs, /dev/sev and /dev/kvm, with their real implementations.
 import CShims
-import Foundation
+import FoundationEssentials
 
 #if canImport(Glibc)
     import Glibc

@@ -1,6 +1,10 @@
 // The check tree: every host check caps runs, in order, with the rule that a child runs only when its parent passed.
-import Foundation
+import FoundationEssentials
 import Support
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// What one check found before the tree decides whether it ran at all.
 struct Outcome {

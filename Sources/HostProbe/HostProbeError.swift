@@ -1,6 +1,10 @@
 // The one error type of HostProbe: what could not be read or run, with the context to act on it.
-import Foundation
+import FoundationEssentials
 import Support
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 public enum HostProbeError: Error, CustomStringConvertible, Equatable {
     /// A device or file could not be opened or read (errno says why).
@@ -44,7 +48,7 @@ public enum HostProbeError: Error, CustomStringConvertible, Equatable {
             return "\(path) cannot boot a \(mode.displayName) guest: \(reason)"
         case .capabilityQEMUFailed(let argv, let status, let stderr):
             let how = status.map { "exited with status \($0)" } ?? "did not open its QMP socket in time"
-            let said = stderr.isEmpty ? "" : ": \(stderr.trimmingCharacters(in: .whitespacesAndNewlines))"
+            let said = stderr.isEmpty ? "" : ": \(stderr.trimmingWhitespace)"
             return "the probe QEMU (\(argv.joined(separator: " "))) \(how)\(said)"
         case .exportFailed(let path, let reason):
             return "could not write \(path): \(reason)"

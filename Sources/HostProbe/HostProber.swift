@@ -1,5 +1,5 @@
 // HostProber: gathers every host fact caps reports, from a root folder and the hardware sources.
-import Foundation
+import FoundationEssentials
 import Support
 
 #if canImport(Glibc)

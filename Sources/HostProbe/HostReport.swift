@@ -1,7 +1,11 @@
 // The caps report model: a tree of checks (PASS/FAIL/WARN/SKIP with a fix), per-mode verdicts, and the host facts.
-import Foundation
+import FoundationEssentials
 import QMP
 import Support
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 public enum CheckStatus: String, Sendable, Codable, CaseIterable {
     case pass = "PASS"

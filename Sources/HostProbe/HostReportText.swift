@@ -1,6 +1,10 @@
 // The human rendering of a HostReport: the check tree with fixes, the QMP facts, and one verdict per mode.
-import Foundation
+import FoundationEssentials
 import Support
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 extension HostReport {
     /// Text for a terminal: one line per check (indented under its parent), its fix below it, then verdicts.
@@ -34,7 +38,7 @@ extension HostReport {
         lines.append("")
         lines.append(terminal.paint("Verdict", .bold))
         for verdict in verdicts {
-            let label = verdict.mode.displayName.padding(toLength: 8, withPad: " ", startingAt: 0)
+            let label = verdict.mode.displayName.padded(to: 8)
             if verdict.ready {
                 let unverified = verdict.unverified.isEmpty ? "" : " (not verified: \(verdict.unverified.joined(separator: ", ")))"
                 lines.append("  \(label) " + terminal.paint("ready", .green) + unverified)

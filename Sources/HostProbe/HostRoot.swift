@@ -1,5 +1,9 @@
 // Reads of the host's file system under a root folder, so tests can point every probe at a fixture tree.
-import Foundation
+import FoundationEssentials
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The root under which sysfs, /proc, /dev, /lib/firmware and /etc are read ("/" on a real host).
 public struct HostRoot: Sendable, Equatable {
@@ -36,7 +40,7 @@ public struct HostRoot: Sendable, Equatable {
 
     /// A sysfs boolean module parameter: `Y`/`1` true, `N`/`0` false, nil when absent.
     public func flag(_ absolute: String) -> Bool? {
-        guard let value = text(absolute)?.trimmingCharacters(in: .whitespaces) else { return nil }
+        guard let value = text(absolute)?.trimmingSpaces else { return nil }
         switch value {
         case "Y", "y", "1": return true
         case "N", "n", "0": return false

@@ -1,5 +1,5 @@
 // The SEV-related lines of the kernel log (dmesg): RMP table, SEV/SNP API versions, ASID ranges, INIT errors.
-import Foundation
+import FoundationEssentials
 import Support
 
 #if canImport(Glibc)
@@ -26,10 +26,10 @@ public struct KernelLogFacts: Sendable, Equatable, Codable {
         var errors: [String] = []
         for raw in lines {
             let line = Self.message(of: raw)
-            if let range = line.range(of: "SEV-SNP API:") {
-                snpAPI = String(line[range.upperBound...]).trimmingCharacters(in: .whitespaces)
-            } else if let range = line.range(of: "SEV API:") {
-                sevAPI = String(line[range.upperBound...]).trimmingCharacters(in: .whitespaces)
+            if let range = line.firstRange(of: "SEV-SNP API:") {
+                snpAPI = String(line[range.upperBound...]).trimmingSpaces
+            } else if let range = line.firstRange(of: "SEV API:") {
+                sevAPI = String(line[range.upperBound...]).trimmingSpaces
             }
             if line.contains("kvm_amd:"), line.contains("ASIDs") { asidLines.append(line) }
             if line.contains("RMP table physical range") || line.contains("RMP base table physical range")
@@ -54,7 +54,7 @@ public struct KernelLogFacts: Sendable, Equatable, Codable {
     /// Strips dmesg's "[    1.234567] " prefix or a kmsg record's "6,123,456,-;" header.
     static func message(of line: String) -> String {
         if line.hasPrefix("["), let close = line.firstIndex(of: "]") {
-            return String(line[line.index(after: close)...]).trimmingCharacters(in: .whitespaces)
+            return String(line[line.index(after: close)...]).trimmingSpaces
         }
         if let semicolon = line.firstIndex(of: ";"),
             line[..<semicolon].allSatisfy({ $0.isNumber || $0 == "," || $0 == "-" || $0 == "c" || $0 == "+" })

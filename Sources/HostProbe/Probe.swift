@@ -1,7 +1,11 @@
 // HostProber.probe: runs the check tree over CPU, BIOS, kernel, KVM, PSP, QEMU, OVMF and QMP, and builds the report.
-import Foundation
+import FoundationEssentials
 import QMP
 import Support
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 extension HostProber {
     /// Probes the host. The slow part, QEMU, runs while the file and device checks do: a throw-away
@@ -161,7 +165,7 @@ extension HostProber {
             }
             var parts: [String] = []
             if let api = log.snpAPI { parts.append("SEV-SNP API \(api)") } else if let api = log.sevAPI { parts.append("SEV API \(api)") }
-            parts += log.asidLines.map { $0.replacingOccurrences(of: "kvm_amd: ", with: "") }
+            parts += log.asidLines.map { $0.replacing("kvm_amd: ", with: "") }
             if log.rmpTableFound { parts.append("RMP table reserved") }
             return .pass(parts.isEmpty ? "no SEV messages and no SEV errors" : parts.joined(separator: "; "))
         }
@@ -215,7 +219,7 @@ extension HostProber {
                 for word in words.dropFirst(2) {
                     let pair = word.split(separator: "=", maxSplits: 1)
                     guard pair.count == 2, ["1", "Y", "y"].contains(pair[1]) else { continue }
-                    found[pair[0].replacingOccurrences(of: "-", with: "_")] = "/etc/modprobe.d/" + file
+                    found[String(pair[0]).replacing("-", with: "_")] = "/etc/modprobe.d/" + file
                 }
             }
         }

@@ -1,7 +1,11 @@
 // HostProber's platform (/dev/sev), resource, QEMU, OVMF, QMP and libvirt checks.
-import Foundation
+import FoundationEssentials
 import QMP
 import Support
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Firmware versions and chip ID the platform checks learned, for the report's summary.
 struct PlatformSummary {
@@ -92,7 +96,7 @@ extension HostProber {
         tree.add("platform.chip-id", .platform, parent: "platform.status", gates: []) {
             do {
                 let id = try sevDevice.chipID()
-                let hex = id.map { String(format: "%02x", $0) }.joined()
+                let hex = hexString(id)
                 summary.chipID = hex
                 return .pass("chip ID \(hex.prefix(16))…")
             } catch {

@@ -1,11 +1,15 @@
 // Which qemu-system-x86_64 sevvm uses, its version, and which SEV objects it can create.
-import Foundation
+import FoundationEssentials
 import QMP
 import Support
 
 // QEMUInstallation.version is QMP's QEMUVersion: re-export that one type so users of HostProbe
 // can name it without depending on the whole QMP module.
 @_exported import struct QMP.QEMUVersion
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The QEMU binary sevvm runs, and where it came from.
 public struct QEMUInstallation: Sendable, Codable, Equatable {
@@ -46,7 +50,7 @@ public struct QEMUSEVSupport: Sendable, Codable, Equatable {
         let lines = output.split(separator: "\n")
         guard lines.contains(where: { $0.hasSuffix("options:") }) else { return nil }
         return lines.compactMap { line -> String? in
-            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            let trimmed = line.trimmingSpaces
             guard line.hasPrefix(" "), let equals = trimmed.firstIndex(of: "=") else { return nil }
             return String(trimmed[..<equals])
         }.sorted()

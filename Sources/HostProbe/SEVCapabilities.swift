@@ -1,6 +1,10 @@
 // query-sev-capabilities' answer decoded: C-bit facts, chip ID, and AMD SEV certificates (PDH and its chain).
-import Foundation
+import FoundationEssentials
 import Support
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A certificate in AMD's SEV format (SEV API specification, appendix "Certificates"): 0x824 bytes
 /// holding a header, the public key and up to two signatures. Only the header is parsed here.
@@ -99,7 +103,7 @@ public struct SEVCapabilities: Sendable, Codable, Equatable {
         self.reducedPhysBits = reducedPhysBits
         pdhBytes = try decode(pdhBase64, "pdh")
         certChainBytes = try decode(certChainBase64, "cert-chain")
-        cpu0ID = try decode(cpu0IDBase64, "cpu0-id").map { String(format: "%02x", $0) }.joined()
+        cpu0ID = try hexString(decode(cpu0IDBase64, "cpu0-id"))
         pdhSize = pdhBytes.count
         certChainSize = certChainBytes.count
         pdh = try SEVCertificate(bytes: pdhBytes)
@@ -125,7 +129,7 @@ public struct SEVCapabilities: Sendable, Codable, Equatable {
             try FileManager.default.createDirectory(
                 atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         } catch {
-            throw HostProbeError.exportFailed(path: directory, reason: "\(error.localizedDescription)")
+            throw HostProbeError.exportFailed(path: directory, reason: errorText(error))
         }
         var written: [String] = []
         for (name, bytes) in [("pdh.cert", pdhBytes), ("cert_chain.cert", certChainBytes)] {

@@ -1,5 +1,9 @@
 // Decoded answers of /dev/sev's PLATFORM_STATUS and SNP_PLATFORM_STATUS, and the PSP's error codes.
-import Foundation
+import FoundationEssentials
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The SEV platform's life cycle as PLATFORM_STATUS reports it.
 public enum SEVPlatformState: String, Sendable, Codable {

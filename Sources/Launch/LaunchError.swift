@@ -1,7 +1,11 @@
 // The one error type of the Launch target: why a definition cannot become a QEMU command line, and what to do.
 import Definitions
-import Foundation
+import FoundationEssentials
 import Support
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 public enum LaunchError: Error, CustomStringConvertible, Equatable {
     case qemuTooOld(mode: GuestMode, found: String, required: String, path: String)

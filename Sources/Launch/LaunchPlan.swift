@@ -1,8 +1,12 @@
 // The launch plan: the QEMU machine argv for one VM, plus the facts it was made from.
 import Definitions
-import Foundation
+import FoundationEssentials
 import HostProbe
 import Support
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 public struct LaunchPlan: Sendable, Codable, Equatable {
     public var qemu: QEMUInstallation
@@ -74,7 +78,7 @@ extension LaunchPlan {
                 path: varsCopy, reason: "the firmware has no readable vars template (\(firmware?.vars ?? "none"))")
         }
         do {
-            try AtomicFile.makeDirectory((varsCopy as NSString).deletingLastPathComponent, permissions: 0o755)
+            try AtomicFile.makeDirectory(varsCopy.parentPath, permissions: 0o755)
             try AtomicFile.write(data, to: varsCopy, permissions: 0o600, exclusive: true)
         } catch SupportError.io(_, _, EEXIST) {
             return false  // another start made it a moment ago

@@ -1,9 +1,13 @@
 // Definition + host facts -> QEMU argv: the options AMD's launch-qemu.sh builds, per encryption mode.
 import Definitions
-import Foundation
+import FoundationEssentials
 import HostProbe
 import QMP
 import Support
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Why a plan is made: a real launch refuses what cannot work; a dry run warns instead so the
 /// user can still see the command.

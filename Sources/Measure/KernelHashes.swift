@@ -1,7 +1,11 @@
 // KernelHashes: the SEV hashes table QEMU writes for measured direct boot (kernel, initrd, command line).
 import Crypto
 import Firmware
-import Foundation
+import FoundationEssentials
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// SHA-256 digests of the kernel, initrd and NUL-terminated command line, laid out exactly as QEMU's
 /// `SevHashTable` (target/i386/sev.c): header GUID + length, then cmdline, initrd and kernel entries

@@ -225,17 +225,6 @@ private final class ResultSlot<Value>: @unchecked Sendable {
     var value: Value?
 }
 
-/// Lower-case hex of bytes, for digests and messages.
-public func hexString(_ bytes: some Sequence<UInt8>) -> String {
-    let digits = Array("0123456789abcdef".utf8)
-    var text: [UInt8] = []
-    for byte in bytes {
-        text.append(digits[Int(byte >> 4)])
-        text.append(digits[Int(byte & 0xF)])
-    }
-    return String(decoding: text, as: UTF8.self)
-}
-
 /// Bytes from hex text (whitespace ignored, optional 0x prefix); nil when not hex or odd.
 public func bytes(fromHex text: some StringProtocol) -> [UInt8]? {
     var digits = text.unicodeScalars.filter { !$0.properties.isWhitespace }.map { Character($0) }

@@ -1,6 +1,10 @@
 // MeasureError: why a launch digest or an attestation report could not be computed or trusted.
-import Foundation
+import FoundationEssentials
 import Support
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 public enum MeasureError: Error, CustomStringConvertible, Equatable {
     case unsupportedMode(GuestMode)

@@ -1,4 +1,5 @@
 // ReportCheck: compare an SNP attestation report with what the verifier expects, naming each mismatch.
+import Support
 
 /// What a guest's report should say: each nil field is not checked.
 public struct ReportExpectation: Sendable, Equatable {

@@ -1,6 +1,10 @@
 // SNPAttestationReport: the 1184-byte report an SNP guest obtains from the secure processor, and its signature check.
 import Crypto
-import Foundation
+import FoundationEssentials
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A TCB version as the secure processor packs it in 8 bytes (Milan and Genoa layout:
 /// boot loader, TEE, 4 reserved, SNP firmware, microcode).

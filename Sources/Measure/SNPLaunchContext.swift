@@ -2,7 +2,11 @@
 import Crypto
 import Dispatch
 import Firmware
-import Foundation
+import FoundationEssentials
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The running SNP launch digest. Each SNP_LAUNCH_UPDATE extends it with
 /// SHA-384(PAGE_INFO) where PAGE_INFO = digest so far (48) || page contents digest (48) ||

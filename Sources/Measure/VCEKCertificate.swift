@@ -1,6 +1,10 @@
 // VCEKCertificate: the P-384 public key of a VCEK (DER X.509), read with a minimal DER walker.
 import Crypto
-import Foundation
+import FoundationEssentials
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A VCEK certificate's subject public key. Only the SubjectPublicKeyInfo is read: the chain to
 /// AMD's ARK/ASK is the verifier's business (sevvm checks that this key signed the report).

@@ -1,6 +1,10 @@
 // VCPUType: the CPUID signature (family/model/stepping) each QEMU EPYC model puts in the guest's RDX at reset.
-import Foundation
+import FoundationEssentials
 import Support
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 public enum VCPUType {
     /// CPUID Fn0000_0001_EAX from family, model and stepping (AMD CPUID specification #25481):

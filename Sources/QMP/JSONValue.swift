@@ -180,3 +180,19 @@ enum JSONC {
         byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09
     }
 }
+
+/// Encodable, so a JSONValue can be part of (or be) what sevvm prints with JSONEncoder.
+extension JSONValue: Encodable {
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .null: try container.encodeNil()
+        case .bool(let value): try container.encode(value)
+        case .int(let value): try container.encode(value)
+        case .double(let value): try container.encode(value)
+        case .string(let value): try container.encode(value)
+        case .array(let values): try container.encode(values)
+        case .object(let members): try container.encode(members)
+        }
+    }
+}

@@ -1,6 +1,6 @@
 // QMPClient: one QMP session on a unix socket: greeting, negotiation, id-matched commands, events.
 import CShims
-import Foundation
+import FoundationEssentials
 import Synchronization
 
 #if canImport(Glibc)

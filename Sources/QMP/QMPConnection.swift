@@ -1,7 +1,8 @@
 // QMPConnection: the socket, the table of waiting commands, the reader thread and the timeout timer.
 import CJSONC
 import Dispatch
-import Foundation
+import FoundationEssentials
+import Support
 import Synchronization
 
 #if canImport(Glibc)
@@ -74,9 +75,10 @@ final class QMPConnection: @unchecked Sendable {
         timer.setEventHandler { [weak self] in self?.checkDeadlines() }
         state.withLock { schedule(at: $0.armed) }
         timer.activate()
-        let thread = Thread { [self] in readLoop() }
-        thread.name = "qmp-reader"
-        thread.start()
+        // A thread of its own: the reader blocks in read(2) and must not hold a pool thread.
+        if !startDetachedThread(name: "qmp-reader", { [self] in readLoop() }) {
+            DispatchQueue.global().async { [self] in readLoop() }
+        }
     }
 
     func waitForGreeting() async throws -> QMPGreeting {

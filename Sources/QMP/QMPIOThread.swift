@@ -1,6 +1,7 @@
 // QMPIOThread: a connection's own thread: it waits for the socket and runs the tasks that prefer it.
 import CShims
-import Foundation
+import Dispatch
+import FoundationEssentials
 import Synchronization
 
 #if canImport(Glibc)

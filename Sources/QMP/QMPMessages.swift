@@ -1,5 +1,9 @@
 // The QMP messages a client receives besides replies: the greeting and asynchronous events.
-import Foundation
+import FoundationEssentials
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 public struct QMPGreeting: Sendable {
     public var version: QEMUVersion

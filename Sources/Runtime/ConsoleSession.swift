@@ -1,6 +1,6 @@
 // The interactive serial console over the VM's console socket (QEMU keeps writing console.log meanwhile), and log following.
 import CShims
-import Foundation
+import FoundationEssentials
 
 #if canImport(Glibc)
     import Glibc

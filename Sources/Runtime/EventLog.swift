@@ -1,6 +1,11 @@
 // Reading events.jsonl: the QMP events the recorder kept, one JSON object per line.
-import Foundation
+import FoundationEssentials
+import QMP
 import Support
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// One recorded QMP event.
 public struct VMEvent: Sendable, Equatable {
@@ -13,19 +18,22 @@ public struct VMEvent: Sendable, Equatable {
 
     /// Parses one recorded line; nil for lines that are not QMP events.
     public init?(line: String) {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-            let name = object["event"] as? String
-        else { return nil }
+        guard let object = try? JSONValue.parse(line), case .string(let name)? = object["event"] else { return nil }
         self.name = name
         self.json = line
-        let stamp = object["timestamp"] as? [String: Any]
-        let seconds = (stamp?["seconds"] as? NSNumber)?.doubleValue ?? 0
-        let micros = (stamp?["microseconds"] as? NSNumber)?.doubleValue ?? 0
+        let stamp = object["timestamp"]
+        let seconds = Self.number(stamp?["seconds"])
+        let micros = Self.number(stamp?["microseconds"])
         timestamp = Date(timeIntervalSince1970: seconds + micros / 1_000_000)
-        if let payload = object["data"],
-            let encoded = try? JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys, .fragmentsAllowed])
-        {
-            data = String(decoding: encoded, as: UTF8.self)
+        // Compact, with sorted keys, so the same event always reads the same.
+        data = object["data"].map { $0.serialized() }
+    }
+
+    private static func number(_ value: JSONValue?) -> Double {
+        switch value {
+        case .int(let number)?: Double(number)
+        case .double(let number)?: number
+        default: 0
         }
     }
 
@@ -36,8 +44,8 @@ public struct VMEvent: Sendable, Equatable {
 
     /// The `reason` member of the event's data (SHUTDOWN, RESET), when present.
     public var reason: String? {
-        guard let data, let object = try? JSONSerialization.jsonObject(with: Data(data.utf8)) as? [String: Any] else { return nil }
-        return object["reason"] as? String
+        guard let data, case .string(let reason)? = (try? JSONValue.parse(data))?["reason"] else { return nil }
+        return reason
     }
 }
 
@@ -51,11 +59,21 @@ public enum EventLog {
     /// Reads the file from `offset`, returning complete lines and the offset after the last one, so a
     /// follower never prints half a line that the recorder is still writing.
     public static func readLines(_ path: String, from offset: UInt64) -> (lines: [String], next: UInt64) {
-        guard let handle = FileHandle(forReadingAtPath: path) else { return ([], offset) }
-        defer { try? handle.close() }
-        guard (try? handle.seek(toOffset: offset)) != nil, let data = try? handle.readToEnd(), !data.isEmpty else { return ([], offset) }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return ([], offset) }
+        defer { close(fd) }
+        var data: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        var position = off_t(offset)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, position) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { break }
+            data.append(contentsOf: chunk[0..<n])
+            position += off_t(n)
+        }
         guard let lastNewline = data.lastIndex(of: 0x0A) else { return ([], offset) }
-        let complete = data[data.startIndex...lastNewline]
+        let complete = data[...lastNewline]
         let lines = String(decoding: complete, as: UTF8.self).split(separator: "\n").map(String.init)
         return (lines, offset + UInt64(complete.count))
     }

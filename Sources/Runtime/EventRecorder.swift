@@ -1,6 +1,6 @@
 // The per-VM recorder: a detached process that keeps every QMP event (events.jsonl) and the serial console (console.log).
 import CShims
-import Foundation
+import FoundationEssentials
 import Support
 
 #if canImport(Glibc)

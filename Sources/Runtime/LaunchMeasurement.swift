@@ -1,10 +1,14 @@
 // What a verifier should expect from a VM: its definition mapped onto the launch digest inputs.
 import Definitions
-import Foundation
+import FoundationEssentials
 import HostProbe
 import Launch
 import Measure
 import Support
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Maps a VM definition onto Measure's inputs exactly as `sevvm start` launches it, so
 /// `sevvm measure NAME`, `sevvm report NAME` and the digest recorded at start always agree.
@@ -39,6 +43,6 @@ public enum LaunchMeasurement {
     /// plan really boots, so it matches what the PSP measures.
     public static func expectedDigest(for definition: VMDefinition, plan: LaunchPlan, workspace: Workspace) throws -> String {
         let input = try input(for: definition, mode: plan.mode, workspace: workspace, firmware: plan.firmware?.code)
-        return try LaunchDigest.compute(input).map { String(format: "%02x", $0) }.joined()
+        return try hexString(LaunchDigest.compute(input))
     }
 }

@@ -1,9 +1,13 @@
 // Gathers what a start needs (definition, QEMU, firmware, host facts) and asks the LaunchPlanner for the plan.
 import Definitions
-import Foundation
+import FoundationEssentials
 import HostProbe
 import Launch
 import Support
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 extension VMRuntime {
     /// What the user asked `start` for, beyond the definition.
@@ -45,7 +49,7 @@ extension VMRuntime {
         guard let template = plan.firmware?.vars, let data = FileManager.default.contents(atPath: template) else {
             throw RuntimeError.io(path: plan.firmware?.vars ?? copy, operation: "read the OVMF vars template", errno: ENOENT)
         }
-        try AtomicFile.makeDirectory((copy as NSString).deletingLastPathComponent, permissions: 0o755)
+        try AtomicFile.makeDirectory(copy.parentPath, permissions: 0o755)
         try AtomicFile.write(data, to: copy, permissions: 0o600)
     }
 }

@@ -1,5 +1,5 @@
 // Process plumbing: liveness from the pidfile lock and /proc, starting children through Support's Spawn.
-import Foundation
+import FoundationEssentials
 import Support
 
 #if canImport(Glibc)

@@ -1,6 +1,10 @@
 // The full QEMU argv of a run: the launch plan's machine arguments plus sevvm's runtime plumbing.
-import Foundation
+import FoundationEssentials
 import Launch
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 public enum QEMUCommandLine {
     /// Runtime plumbing (not part of a LaunchPlan): name, paused start, daemonizing, pidfile, two QMP

@@ -1,5 +1,5 @@
 // Remembers which QEMU discovery found and its version, so `start` does not run `qemu --version` every time.
-import Foundation
+import FoundationEssentials
 import HostProbe
 import Support
 

@@ -1,5 +1,9 @@
 // The one error type of the Runtime target: what went wrong with a VM's process and what to do about it.
-import Foundation
+import FoundationEssentials
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 public enum RuntimeError: Error, CustomStringConvertible, Equatable {
     case alreadyRunning(name: String, pid: Int32)
@@ -26,7 +30,7 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable {
             return "\(name) is \(state), but this needs it \(needed)"
         case .qemuStartFailed(let name, let status, let stderr, let advice, let log):
             var text = "QEMU refused to start \(name) (exit status \(status))"
-            let detail = stderr.trimmingCharacters(in: .whitespacesAndNewlines)
+            let detail = stderr.trimmingWhitespace
             if !detail.isEmpty { text += ":\n  " + detail.split(separator: "\n").joined(separator: "\n  ") }
             for line in advice { text += "\nhint: " + line }
             // The runtime folder of a failed start is removed; point at a log only when one remains.

@@ -1,6 +1,10 @@
 // Where one VM's runtime files live: run/NAME (0700) with its pidfile, sockets, logs and state.
-import Foundation
+import FoundationEssentials
 import Support
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The per-VM runtime folder. QEMU runs with this folder as its working directory and binds its
 /// sockets by relative name, so a workspace deeper than the 107-byte unix socket limit still works.
@@ -46,7 +50,7 @@ public struct RuntimeFolder: Sendable, Equatable {
 
     /// Creates run/ and run/NAME with mode 0700.
     func create() throws {
-        let runDirectory = (path as NSString).deletingLastPathComponent
+        let runDirectory = path.parentPath
         try AtomicFile.makeDirectory(runDirectory, permissions: 0o700)
         try AtomicFile.makeDirectory(path, permissions: 0o700)
     }

@@ -1,6 +1,10 @@
 // state.json: what sevvm started (exact argv, QEMU version, firmware) and, once QEMU is gone, how it ended.
-import Foundation
+import FoundationEssentials
 import Support
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The runtime facts of one run of a VM, saved in run/NAME/state.json.
 public struct RuntimeRecord: Codable, Sendable, Equatable {

@@ -1,5 +1,9 @@
 // Known QEMU/KVM start-up errors (sev-facts.md) turned into plain advice for the person starting a VM.
-import Foundation
+import FoundationEssentials
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 public enum StartupAdvice {
     /// One known failure: a fragment of QEMU's stderr and what to tell the user.
@@ -76,8 +80,9 @@ public enum StartupAdvice {
     /// The advice lines that match QEMU's stderr, in rule order, without repeats.
     public static func advice(forQEMUError stderr: String) -> [String] {
         var seen = Set<String>()
+        let text = stderr.lowercased()
         return rules.compactMap { rule in
-            guard stderr.range(of: rule.fragment, options: .caseInsensitive) != nil else { return nil }
+            guard text.contains(rule.fragment.lowercased()) else { return nil }
             return seen.insert(rule.advice).inserted ? rule.advice : nil
         }
     }

@@ -1,6 +1,6 @@
 // One VM's lifecycle: start (QEMU -daemonize, event recorder, QMP checks, cont), status, stop, kill, pause, resume, reset.
 import Definitions
-import Foundation
+import FoundationEssentials
 import Launch
 import QMP
 import Support

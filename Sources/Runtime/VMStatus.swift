@@ -1,7 +1,11 @@
 // A VM's state as `status` reports it: process liveness, QEMU's run state, SEV state, the guest's own report.
 import CShims
-import Foundation
+import FoundationEssentials
 import Support
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 public enum VMState: String, Codable, Sendable, CaseIterable {
     case stopped, starting, running, paused, shutdown, crashed
@@ -80,8 +84,8 @@ public struct VMStatus: Codable, Sendable {
             while end > range.lowerBound && log[end - 1] == UInt8(ascii: "\r") { end -= 1 }
             var text = String(decoding: log[range.lowerBound..<end], as: UTF8.self)
             // Drop the kernel's timestamp prefix and any prefix the guest added.
-            if let range = text.range(of: "] ") { text = String(text[range.upperBound...]) }
-            if let range = text.range(of: "dmesg: ") { text = String(text[range.upperBound...]) }
+            if let range = text.firstRange(of: "] ") { text = String(text[range.upperBound...]) }
+            if let range = text.firstRange(of: "dmesg: ") { text = String(text[range.upperBound...]) }
             if !found.contains(text) { found.append(text) }
         }
         return found

@@ -1,5 +1,5 @@
 // Atomic file writes (temp file + fsync + rename) so a crash never leaves half a file behind.
-import Foundation
+import FoundationEssentials
 
 #if canImport(Glibc)
     import Glibc
@@ -13,8 +13,8 @@ public enum AtomicFile {
     public static func write(
         _ data: Data, to path: String, permissions: mode_t = 0o644, exclusive: Bool = false, durable: Bool = true
     ) throws {
-        let directory = (path as NSString).deletingLastPathComponent
-        let base = (path as NSString).lastPathComponent
+        let directory = path.parentPath
+        let base = path.fileName
         var template = Array(((directory.isEmpty ? "." : directory) + "/.\(base).tmp-XXXXXX").utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { buffer in buffer.baseAddress.map { mkstemp($0) } ?? -1 }
         guard fd >= 0 else { throw SupportError.io(path: path, operation: "create a temporary file for", errno: errno) }
@@ -25,18 +25,8 @@ public enum AtomicFile {
         }
         do {
             defer { close(fd) }
-            try data.withUnsafeBytes { raw in
-                guard let base = raw.baseAddress else { return }
-                var offset = 0
-                while offset < raw.count {
-                    let n = Glibc.write(fd, base + offset, raw.count - offset)
-                    if n < 0 {
-                        if errno == EINTR { continue }
-                        throw SupportError.io(path: path, operation: "write", errno: errno)
-                    }
-                    offset += n
-                }
-            }
+            let failure = data.withUnsafeBytes { StandardStream.writeAll($0, to: fd) }
+            guard failure == 0 else { throw SupportError.io(path: path, operation: "write", errno: failure) }
             guard fchmod(fd, permissions) == 0 else { throw SupportError.io(path: path, operation: "chmod", errno: errno) }
             if durable {
                 guard fsync(fd) == 0 else { throw SupportError.io(path: path, operation: "fsync", errno: errno) }

@@ -1,5 +1,5 @@
 // Advisory locks (flock) on lock files: state changes in sevvm happen under one of these.
-import Foundation
+import FoundationEssentials
 
 #if canImport(Glibc)
     import Glibc

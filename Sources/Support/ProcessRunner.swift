@@ -1,5 +1,6 @@
 // Runs external programs (qemu, qemu-img, git, make) from argv arrays, never through a shell.
-import Foundation
+import CShims
+import FoundationEssentials
 
 #if canImport(Glibc)
     import Glibc
@@ -38,51 +39,94 @@ public enum ProcessRunner {
     ) throws -> ProcessResult {
         guard let first = argv.first else { throw SupportError.executableNotFound(name: "(empty argv)") }
         guard let executable = which(first) else { throw SupportError.executableNotFound(name: first) }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = Array(argv.dropFirst())
-        if let workingDirectory { process.currentDirectoryURL = URL(fileURLWithPath: workingDirectory) }
+        let output = try Pipe(executable)
+        let errors = try Pipe(executable)
+        let stdin = try input.map { _ in try Pipe(executable) }
+        var request = SpawnRequest(argv)
+        request.executable = executable
+        request.workingDirectory = workingDirectory
         if !environment.isEmpty {
-            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+            request.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
         }
-        let out = Pipe()
-        let err = Pipe()
-        let inPipe = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = input == nil ? FileHandle.nullDevice : inPipe
+        request.standardOutput = .descriptor(output.write)
+        request.standardError = .descriptor(errors.write)
+        request.standardInputDescriptor = stdin?.read
+        let pid: pid_t
         do {
-            try process.run()
+            pid = try Spawn.start(request)
         } catch {
-            throw SupportError.spawnFailed(executable: executable, errno: ENOENT)
+            [output, errors].forEach { $0.closeBoth() }
+            stdin?.closeBoth()
+            throw error
         }
-        if let input {
-            let writer = inPipe.fileHandleForWriting
-            DispatchQueue.global().async {
-                writer.write(input)
-                try? writer.close()
+        output.closeWrite()
+        errors.closeWrite()
+        stdin?.closeRead()
+        let (outData, errData) = pump(input: input.map { Array($0) } ?? [], to: stdin?.write, from: output.read, errors.read)
+        return ProcessResult(argv: argv, status: Spawn.waitForExit(pid), standardOutput: Data(outData), standardError: Data(errData))
+    }
+
+    /// Feeds `input` to the child and reads both of its output pipes until they close, in one
+    /// poll loop: a chatty program never blocks on a full pipe and no thread is started.
+    private static func pump(input: [UInt8], to inputFD: Int32?, from outFD: Int32, _ errFD: Int32) -> ([UInt8], [UInt8]) {
+        var collected: [Int32: [UInt8]] = [outFD: [], errFD: []]
+        var open: Set<Int32> = [outFD, errFD]
+        var writer = inputFD
+        var written = 0
+        if let fd = writer, input.isEmpty {
+            close(fd)
+            writer = nil
+        }
+        if let fd = writer { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while !open.isEmpty || writer != nil {
+            var polls = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            if let fd = writer { polls.append(pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)) }
+            if poll(&polls, nfds_t(polls.count), -1) < 0 {
+                if errno == EINTR { continue }
+                break
+            }
+            for entry in polls where entry.revents != 0 {
+                if entry.fd == writer {
+                    let n = input.withUnsafeBytes { raw in
+                        Glibc.write(entry.fd, raw.baseAddress.map { $0 + written }, input.count - written)
+                    }
+                    if n > 0 { written += n }
+                    if (n < 0 && errno != EAGAIN && errno != EINTR) || written == input.count {
+                        close(entry.fd)
+                        writer = nil
+                    }
+                    continue
+                }
+                let n = buffer.withUnsafeMutableBytes { Glibc.read(entry.fd, $0.baseAddress, $0.count) }
+                if n > 0 {
+                    collected[entry.fd, default: []].append(contentsOf: buffer[0..<n])
+                } else if n == 0 || (errno != EINTR && errno != EAGAIN) {
+                    close(entry.fd)
+                    open.remove(entry.fd)
+                }
             }
         }
-        // Read both pipes concurrently so a chatty program never blocks on a full pipe.
-        let errBox = DataBox()
-        let group = DispatchGroup()
-        group.enter()
-        let errHandle = err.fileHandleForReading
-        DispatchQueue.global().async {
-            errBox.set(errHandle.readDataToEndOfFile())
-            group.leave()
-        }
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        group.wait()
-        process.waitUntilExit()
-        return ProcessResult(argv: argv, status: process.terminationStatus, standardOutput: outData, standardError: errBox.get())
+        return (collected[outFD] ?? [], collected[errFD] ?? [])
     }
 }
 
-/// A Data value handed from one thread to another under a lock.
-private final class DataBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var data = Data()
-    func set(_ value: Data) { lock.withLock { data = value } }
-    func get() -> Data { lock.withLock { data } }
+/// A pipe whose both ends are close-on-exec in sevvm (Spawn duplicates the child's end).
+private struct Pipe {
+    let read: Int32
+    let write: Int32
+
+    init(_ executable: String) throws {
+        var fds: [Int32] = [-1, -1]
+        guard sevvm_pipe_cloexec(&fds) == 0 else { throw SupportError.spawnFailed(executable: executable, errno: errno) }
+        read = fds[0]
+        write = fds[1]
+    }
+
+    func closeRead() { close(read) }
+    func closeWrite() { close(write) }
+    func closeBoth() {
+        close(read)
+        close(write)
+    }
 }

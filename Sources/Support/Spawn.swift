@@ -1,5 +1,5 @@
 // Spawn: every program sevvm starts in the background goes through posix_spawn here (argv array, never a shell).
-import Foundation
+import FoundationEssentials
 
 #if canImport(Glibc)
     import Glibc
@@ -26,6 +26,8 @@ public struct SpawnRequest: Sendable {
     public var environment: [String: String]?
     public var workingDirectory: String?
     public var standardInput = "/dev/null"
+    /// An open descriptor of the caller's to use as standard input instead of `standardInput`.
+    public var standardInputDescriptor: Int32?
     public var standardOutput = Output.null
     public var standardError = Output.null
     /// Open descriptors handed to the child as descriptors 3, 4, 5, ...
@@ -66,7 +68,11 @@ public enum Spawn {
             copies.append(duplicate)
             return duplicate
         }
-        posix_spawn_file_actions_addopen(&actions, 0, request.standardInput, O_RDONLY, 0)
+        if let input = request.standardInputDescriptor {
+            posix_spawn_file_actions_adddup2(&actions, try copy(input), 0)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 0, request.standardInput, O_RDONLY, 0)
+        }
         for (target, output) in [(Int32(1), request.standardOutput), (Int32(2), request.standardError)] {
             switch output {
             case .null:

@@ -1,5 +1,9 @@
 // The one error type of the Support target: file, lock and process failures with their context.
-import Foundation
+import FoundationEssentials
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 public enum SupportError: Error, CustomStringConvertible, Equatable {
     case io(path: String, operation: String, errno: Int32)

@@ -1,5 +1,5 @@
 // Terminal styling: colour only on a TTY and never with NO_COLOR.
-import Foundation
+import FoundationEssentials
 
 #if canImport(Glibc)
     import Glibc
@@ -22,9 +22,4 @@ public struct Terminal: Sendable {
     public func paint(_ text: String, _ style: Style) -> String {
         colorEnabled ? "\u{1B}[\(style.rawValue)m\(text)\u{1B}[0m" : text
     }
-}
-
-/// Writes to standard error without buffering surprises.
-public func printError(_ message: String) {
-    FileHandle.standardError.write(Data((message.hasSuffix("\n") ? message : message + "\n").utf8))
 }

@@ -1,5 +1,9 @@
 // The workspace: the folder holding vms/, images/, stable-commits, and what sevvm creates beside them.
-import Foundation
+import FoundationEssentials
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Where everything of one sevvm workspace lives. Chosen by `--workspace DIR`, else
 /// `SEVVM_WORKSPACE`, else the current directory.

@@ -1,8 +1,12 @@
 // `sevvm build` and `sevvm install-host`: parse, call the Builder library, print.
 import ArgumentParser
 import Builder
-import Foundation
+import FoundationEssentials
 import Support
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 struct BuildCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -109,7 +113,7 @@ struct BuildCommand: AsyncParsableCommand {
             let report = try Builder(options: options, events: { progress.handle($0) }).run()
             progress.finish()
             let built = report.outcomes.filter { $0.result != .upToDate }.count
-            let seconds = String(format: "%.2f", Date().timeIntervalSince(started))
+            let seconds = fixedDecimals(Date().timeIntervalSince(started), 2)
             print(
                 built == 0
                     ? "nothing to do: everything is up to date (\(seconds)s)" : "built \(built) of \(report.outcomes.count) (\(seconds)s)")

@@ -1,8 +1,12 @@
 // `sevvm caps`: is this host ready for SEV, SEV-ES and SNP, and if not, exactly why.
 import ArgumentParser
-import Foundation
+import FoundationEssentials
 import HostProbe
 import Support
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The modes `--mode` accepts (no "none": every host runs unencrypted guests).
 enum CapsMode: String, ExpressibleByArgument, CaseIterable {
@@ -73,10 +77,10 @@ struct CapsCommand: AsyncParsableCommand {
         let report = await HostProber().probe(options)
 
         if output.json {
-            FileHandle.standardOutput.write(try report.json())
-            FileHandle.standardOutput.write(Data("\n".utf8))
+            StandardStream.write(try report.json())
+            StandardStream.write(Data("\n".utf8))
         } else {
-            FileHandle.standardOutput.write(Data(report.text(terminal: Terminal()).utf8))
+            StandardStream.write(Data(report.text(terminal: Terminal()).utf8))
         }
 
         if let exportCerts {

@@ -1,7 +1,11 @@
 // Options shared by many commands: the workspace and JSON output.
 import ArgumentParser
-import Foundation
+import FoundationEssentials
 import Support
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 struct WorkspaceOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("The workspace folder (holds vms/, images/, stable-commits).", valueName: "DIR"))

@@ -1,10 +1,14 @@
 // The definition commands: create, list, show, edit and rm of vms/NAME.json.
 import ArgumentParser
 import Definitions
-import Foundation
+import FoundationEssentials
 import HostProbe
 import Runtime
 import Support
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Turns a path typed on the command line into an absolute one (it was relative to the shell's folder).
 private func absolute(_ path: String) -> String {
@@ -24,7 +28,7 @@ private func failure(_ error: Error) -> ExitCode {
 private func printJSON<T: Encodable>(_ value: T) throws {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-    FileHandle.standardOutput.write(try encoder.encode(value) + Data("\n".utf8))
+    StandardStream.write(try encoder.encode(value) + Data("\n".utf8))
 }
 
 struct CreateCommand: AsyncParsableCommand {
@@ -312,7 +316,7 @@ struct ListCommand: AsyncParsableCommand {
                 + pad(ByteSize.formatMiB(row.memoryMiB ?? 0), 6) + "  " + pad(String(row.vcpus ?? 0), 5) + "  " + String(row.disks ?? 0)
                 + "\n"
         }
-        FileHandle.standardOutput.write(Data(text.utf8))
+        StandardStream.write(Data(text.utf8))
     }
 
     private func pad(_ text: String, _ width: Int) -> String {

@@ -1,9 +1,13 @@
 // Running VMs: start, status, stop, kill, pause, resume, reset, console, logs, events (+ the hidden event recorder).
 import ArgumentParser
 import Definitions
-import Foundation
+import FoundationEssentials
 import Runtime
 import Support
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The VM name argument shared by the lifecycle commands.
 struct VMNameArgument: ParsableArguments {
@@ -39,7 +43,7 @@ private func runLifecycle<T>(_ body: () async throws -> T) async throws -> T {
 
 /// Writes one line to stdout at once (followers must not sit on buffered output).
 private func writeLine(_ text: String) {
-    FileHandle.standardOutput.write(Data((text + "\n").utf8))
+    StandardStream.write(Data((text + "\n").utf8))
 }
 
 private func jsonText<T: Encodable>(_ value: T) throws -> String {

@@ -2,11 +2,16 @@
 import ArgumentParser
 import Definitions
 import Firmware
-import Foundation
+import FoundationEssentials
 import HostProbe
 import Measure
+import QMP
 import Runtime
 import Support
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 struct MeasureCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -165,21 +170,18 @@ struct MeasureCommand: AsyncParsableCommand {
         let base64 = Data(digest).base64EncodedString()
         switch format {
         case "json":
-            var object: [String: Any] = ["mode": mode.rawValue, "measurement": hex, "base64": base64]
+            var object: [String: JSONValue] = ["mode": .string(mode.rawValue), "measurement": .string(hex), "base64": .string(base64)]
             if let input {
-                object["ovmf"] = input.ovmfPath
-                object["vcpus"] = input.vcpus
-                object["vmmType"] = input.vmmType.rawValue
-                object["guestFeatures"] = "0x" + String(input.guestFeatures, radix: 16)
-                if let signature = input.vcpuSignature { object["vcpuSignature"] = "0x" + String(signature, radix: 16) }
-                if let kernel = input.kernel { object["kernel"] = kernel }
-                if let initrd = input.initrd { object["initrd"] = initrd }
-                if let append = input.append { object["append"] = append }
+                object["ovmf"] = .string(input.ovmfPath)
+                object["vcpus"] = .int(Int64(input.vcpus))
+                object["vmmType"] = .string(input.vmmType.rawValue)
+                object["guestFeatures"] = .string("0x" + String(input.guestFeatures, radix: 16))
+                if let signature = input.vcpuSignature { object["vcpuSignature"] = .string("0x" + String(signature, radix: 16)) }
+                if let kernel = input.kernel { object["kernel"] = .string(kernel) }
+                if let initrd = input.initrd { object["initrd"] = .string(initrd) }
+                if let append = input.append { object["append"] = .string(append) }
             }
-            let data =
-                (try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]))
-                ?? Data()
-            return String(decoding: data, as: UTF8.self)
+            return prettyJSON(.object(object))
         default:
             let value = format == "base64" ? base64 : hex
             guard verbose else { return value }
@@ -289,7 +291,7 @@ struct ReportCommand: AsyncParsableCommand {
         -> String
     {
         let terminal = Terminal()
-        var lines = report.fields.map { "\($0.name.padding(toLength: 18, withPad: " ", startingAt: 0)) \($0.value)" }
+        var lines = report.fields.map { "\($0.name.padded(to: 18)) \($0.value)" }
         if let name {
             lines.append("")
             lines.append("compared with VM '\(name)':")
@@ -314,16 +316,27 @@ struct ReportCommand: AsyncParsableCommand {
     func json(_ report: SNPAttestationReport, checks: [ReportComparison], signature: (valid: Bool, message: String)?, name: String?)
         -> String
     {
-        var fields: [String: Any] = [:]
-        for (field, value) in report.fields { fields[field] = value }
-        var object: [String: Any] = ["report": fields]
+        var fields: [String: JSONValue] = [:]
+        for (field, value) in report.fields { fields[field] = .string(value) }
+        var object: [String: JSONValue] = ["report": .object(fields)]
         if let name {
-            object["vm"] = name
-            object["checks"] = checks.map { ["field": $0.field, "reported": $0.reported, "expected": $0.expected, "matches": $0.matches] }
+            object["vm"] = .string(name)
+            object["checks"] = .array(
+                checks.map {
+                    [
+                        "field": .string($0.field), "reported": .string($0.reported), "expected": .string($0.expected),
+                        "matches": .bool($0.matches),
+                    ]
+                })
         }
-        if let signature { object["signature"] = ["valid": signature.valid, "message": signature.message] }
-        let data =
-            (try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])) ?? Data()
-        return String(decoding: data, as: UTF8.self)
+        if let signature { object["signature"] = ["valid": .bool(signature.valid), "message": .string(signature.message)] }
+        return prettyJSON(.object(object))
     }
+}
+
+/// Indented JSON with sorted keys and unescaped slashes, as every `--json` of sevvm prints.
+private func prettyJSON(_ value: JSONValue) -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    return (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? value.serialized(pretty: true)
 }

@@ -1,9 +1,13 @@
 // `sevvm qmp`: run one QMP command against a QMP socket and print its reply as JSON.
 import ArgumentParser
-import Foundation
+import FoundationEssentials
 import QMP
 import Runtime
 import Support
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 struct QMPCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

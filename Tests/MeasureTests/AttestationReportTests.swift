@@ -1,5 +1,6 @@
 // A real Milan SNP attestation report: fields, its VCEK signature, and tampering detected.
 import Foundation
+import Support
 import Testing
 
 @testable import Measure

@@ -45,4 +45,10 @@ int sevvm_epoll_create(void);
 int sevvm_epoll_watch(int epoll_fd, int fd);
 int sevvm_epoll_wait(int epoll_fd, int *fds, int max, int timeout_ms);
 
+/// Names the calling thread (prctl PR_SET_NAME; the kernel keeps 15 bytes), for ps and perf.
+void sevvm_name_thread(const char *name);
+
+/// pipe2 with O_CLOEXEC on both ends (atomic, unlike pipe + fcntl). 0 or -1 with errno.
+int sevvm_pipe_cloexec(int fds[2]);
+
 #endif
