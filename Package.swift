@@ -28,7 +28,7 @@ let package = Package(
         .target(name: "Firmware", dependencies: ["Support"]),
         .target(name: "HostProbe", dependencies: ["QMP", "Firmware", "CShims", "Support"]),
         .target(name: "Definitions", dependencies: ["QMP", "Support"]),
-        .target(name: "Measure", dependencies: ["Firmware", "Support", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "Measure", dependencies: ["Firmware", "Support", "CShims", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "Launch", dependencies: ["Definitions", "HostProbe", "Support"]),
         .target(name: "Runtime", dependencies: ["Launch", "Definitions", "HostProbe", "Measure", "QMP", "Support", "CShims"]),
         .target(name: "Builder", dependencies: ["Support"]),

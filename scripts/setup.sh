@@ -7,7 +7,7 @@ set -euo pipefail
 MIN_QEMU="9.1"
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DEB_PACKAGES=(ovmf qemu-utils libjson-c-dev pkg-config socat busybox-static cpio gzip git make
-              python3-venv hyperfine valgrind)
+              python3-venv hyperfine valgrind libssl3)
 
 say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }

@@ -57,6 +57,7 @@ public enum LaunchDigest {
     /// Reads the firmware and computes the digest (48 bytes for SNP, 32 for SEV and SEV-ES).
     public static func compute(_ input: MeasurementInput) throws -> [UInt8] {
         try validate(input)
+        if input.mode == .snp && input.snpOVMFHash == nil { PageHasher.warmUp() }
         return try compute(input, firmware: try OVMFImage(path: input.ovmfPath))
     }
 

@@ -80,25 +80,22 @@ struct SNPLaunchContext {
         }
     }
 
-    /// The SHA-384 of every 4 KiB page of `bytes`, concatenated.
-    static func pageDigests(_ bytes: ImageBytes) -> [UInt8] {
+    /// The SHA-384 of every 4 KiB page of `bytes`, concatenated, on all cores.
+    static func pageDigests(_ bytes: ImageBytes, hasher: PageHasher = .preferred) -> [UInt8] {
         let pages = bytes.count / pageSize
         let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 8, pages))
         var digests = [UInt8](repeating: 0, count: pages * digestSize)
         bytes.withUnsafeBytes { input in
             digests.withUnsafeMutableBytes { output in
-                // Workers write disjoint 48-byte slots of `output` and only read `input`.
-                nonisolated(unsafe) let source = input
-                nonisolated(unsafe) let destination = output
+                guard let source = input.baseAddress, let destination = output.baseAddress else { return }
+                // Worker w hashes pages w, w + workers, ...: it writes only those 48-byte slots of
+                // `output` and only reads `input`.
+                nonisolated(unsafe) let from = source
+                nonisolated(unsafe) let into = destination
                 DispatchQueue.concurrentPerform(iterations: workers) { worker in
-                    for page in stride(from: worker, to: pages, by: workers) {
-                        var hasher = SHA384()
-                        hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: source[page * pageSize..<(page + 1) * pageSize]))
-                        hasher.finalize().withUnsafeBytes { digest in
-                            UnsafeMutableRawBufferPointer(rebasing: destination[page * digestSize..<(page + 1) * digestSize])
-                                .copyMemory(from: digest)
-                        }
-                    }
+                    let count = (pages - worker + workers - 1) / workers
+                    hasher.hash(
+                        pages: count, stride: workers, from: from + worker * pageSize, into: into + worker * digestSize)
                 }
             }
         }

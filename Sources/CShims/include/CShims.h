@@ -51,4 +51,14 @@ void sevvm_name_thread(const char *name);
 /// pipe2 with O_CLOEXEC on both ends (atomic, unlike pipe + fcntl). 0 or -1 with errno.
 int sevvm_pipe_cloexec(int fds[2]);
 
+/// Loads the system's libcrypto (OpenSSL 3, else 1.1) once and finds its SHA-384 functions.
+/// 1 when they are usable, 0 when not (no libcrypto: callers use swift-crypto instead).
+/// Why: on AMD CPUs OpenSSL's AVX2 SHA-512 code is about 2x BoringSSL's, and SNP measurement is
+/// mostly SHA-384 of firmware pages. Loaded only by `measure`, so other commands never pay for it.
+int sevvm_openssl_sha384_load(void);
+
+/// SHA-384 of each of `count` chunks of `chunk_size` bytes at `input`, written 48 bytes apiece to
+/// `output`. Only after sevvm_openssl_sha384_load returned 1.
+void sevvm_openssl_sha384_chunks(const void *input, size_t chunk_size, size_t count, size_t stride, uint8_t *output);
+
 #endif

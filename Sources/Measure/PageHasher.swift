@@ -1,0 +1,47 @@
+// PageHasher: SHA-384 of firmware pages, with the system's OpenSSL when present, else swift-crypto.
+import CShims
+import Crypto
+import Dispatch
+import FoundationEssentials
+
+/// Which SHA-384 code hashes the firmware pages of an SNP measurement.
+///
+/// Why two: SNP measurement is mostly SHA-384 of 4 KiB pages. On AMD CPUs the system's OpenSSL
+/// runs its AVX2 SHA-512 code, about twice as fast here as the BoringSSL in swift-crypto, which
+/// takes its plain x86-64 path on non-Intel CPUs. libcrypto is loaded with dlopen by `measure` only,
+/// so no other command pays its ~2 ms of loading; a known-answer check guards its use.
+enum PageHasher: String, Sendable, CaseIterable {
+    case openSSL = "openssl"
+    case swiftCrypto = "swift-crypto"
+
+    /// OpenSSL when it loads, else swift-crypto. SEVVM_SHA384=swift-crypto picks swift-crypto.
+    static var preferred: PageHasher {
+        if ProcessInfo.processInfo.environment["SEVVM_SHA384"] == PageHasher.swiftCrypto.rawValue { return .swiftCrypto }
+        return sevvm_openssl_sha384_load() == 1 ? .openSSL : .swiftCrypto
+    }
+
+    /// Starts loading libcrypto on another thread, so it overlaps reading the firmware.
+    static func warmUp() {
+        DispatchQueue.global().async { _ = sevvm_openssl_sha384_load() }
+    }
+
+    /// The SHA-384 of `pages` consecutive 4 KiB pages at `source` (every `stride`-th one, starting
+    /// at the first), each written 48 bytes apart at `destination`, also every `stride`-th slot.
+    func hash(pages: Int, stride: Int, from source: UnsafeRawPointer, into destination: UnsafeMutableRawPointer) {
+        let pageSize = SNPLaunchContext.pageSize
+        let digestSize = SNPLaunchContext.digestSize
+        switch self {
+        case .openSSL:
+            sevvm_openssl_sha384_chunks(source, pageSize, pages, stride, destination.assumingMemoryBound(to: UInt8.self))
+        case .swiftCrypto:
+            for index in 0..<pages {
+                var hasher = SHA384()
+                hasher.update(bufferPointer: UnsafeRawBufferPointer(start: source + index * stride * pageSize, count: pageSize))
+                hasher.finalize().withUnsafeBytes { digest in
+                    guard let digest = digest.baseAddress else { return }
+                    (destination + index * stride * digestSize).copyMemory(from: digest, byteCount: digestSize)
+                }
+            }
+        }
+    }
+}
