@@ -3,6 +3,7 @@ import CShims
 import Crypto
 import Dispatch
 import FoundationEssentials
+import Support
 
 /// Which SHA-384 code hashes the firmware pages of an SNP measurement.
 ///
@@ -16,7 +17,7 @@ enum PageHasher: String, Sendable, CaseIterable {
 
     /// OpenSSL when it loads, else swift-crypto. SEVVM_SHA384=swift-crypto picks swift-crypto.
     static var preferred: PageHasher {
-        if ProcessInfo.processInfo.environment["SEVVM_SHA384"] == PageHasher.swiftCrypto.rawValue { return .swiftCrypto }
+        if environmentValue("SEVVM_SHA384") == PageHasher.swiftCrypto.rawValue { return .swiftCrypto }
         return sevvm_openssl_sha384_load() == 1 ? .openSSL : .swiftCrypto
     }
 

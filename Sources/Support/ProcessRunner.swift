@@ -20,7 +20,7 @@ public struct ProcessResult: Sendable {
 
 public enum ProcessRunner {
     /// Finds `name` on PATH (or returns it when it already contains a slash and is executable).
-    public static func which(_ name: String, path: String? = ProcessInfo.processInfo.environment["PATH"]) -> String? {
+    public static func which(_ name: String, path: String? = environmentValue("PATH")) -> String? {
         if name.contains("/") { return access(name, X_OK) == 0 ? name : nil }
         for dir in (path ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":") {
             let candidate = "\(dir)/\(name)"

@@ -9,10 +9,12 @@ public struct Terminal: Sendable {
     public let colorEnabled: Bool
     public let isTTY: Bool
 
-    public init(fd: Int32 = STDOUT_FILENO, environment: [String: String] = ProcessInfo.processInfo.environment) {
+    /// `environment` nil reads sevvm's own (NO_COLOR, TERM).
+    public init(fd: Int32 = STDOUT_FILENO, environment: [String: String]? = nil) {
         isTTY = isatty(fd) == 1
-        let noColor = environment["NO_COLOR"].map { !$0.isEmpty } ?? false
-        colorEnabled = isTTY && !noColor && environment["TERM"] != "dumb"
+        let lookup = { (name: String) in environment.map { $0[name] } ?? environmentValue(name) }
+        let noColor = lookup("NO_COLOR").map { !$0.isEmpty } ?? false
+        colorEnabled = isTTY && !noColor && lookup("TERM") != "dumb"
     }
 
     public enum Style: String, Sendable {

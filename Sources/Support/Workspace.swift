@@ -18,10 +18,11 @@ public struct Workspace: Sendable, Equatable {
     /// Resolves the workspace from an explicit option, the environment, or the current directory.
     public static func resolve(
         option: String?,
-        environment: [String: String] = ProcessInfo.processInfo.environment
+        environment: [String: String]? = nil
     ) -> Workspace {
         if let option, !option.isEmpty { return Workspace(root: option) }
-        if let env = environment["SEVVM_WORKSPACE"], !env.isEmpty { return Workspace(root: env) }
+        let fromEnvironment = environment.map { $0["SEVVM_WORKSPACE"] } ?? environmentValue("SEVVM_WORKSPACE")
+        if let env = fromEnvironment, !env.isEmpty { return Workspace(root: env) }
         return Workspace(root: FileManager.default.currentDirectoryPath)
     }
 
