@@ -156,9 +156,14 @@ struct StatusCommand: AsyncParsableCommand {
     @OptionGroup var workspace: WorkspaceOptions
 
     func run() async throws {
-        try vm.checkKnown(in: workspace.resolved)
-        let status = await VMRuntime(workspace: workspace.resolved, name: vm.name).status()
-        if output.json {
+        try await Self.run(name: vm.name, workspace: workspace.resolved, json: output.json)
+    }
+
+    /// The command itself, on plain values (QuickCommand calls it without ArgumentParser).
+    static func run(name: String, workspace: Workspace, json: Bool) async throws {
+        try VMNameArgument.checkKnown(name, in: workspace)
+        let status = await VMRuntime(workspace: workspace, name: name).status()
+        if json {
             print(try jsonText(status))
         } else {
             print(status.render(terminal: Terminal()))

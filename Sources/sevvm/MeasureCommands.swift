@@ -98,7 +98,44 @@ struct MeasureCommand: AsyncParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
-        let format = output.json ? "json" : outputFormat
+        try request.run()
+    }
+
+    /// The options as plain values.
+    var request: MeasureRequest {
+        MeasureRequest(
+            name: name, mode: mode, ovmf: ovmf, kernel: kernel, initrd: initrd, append: append, vcpus: vcpus, vcpuType: vcpuType,
+            vcpuSig: vcpuSig, vcpuFamily: vcpuFamily, vcpuModel: vcpuModel, vcpuStepping: vcpuStepping, vmmType: vmmType,
+            guestFeatures: guestFeatures, snpOVMFHash: snpOVMFHash, outputFormat: outputFormat, verbose: verbose,
+            workspace: workspace.workspace, json: output.json)
+    }
+}
+
+/// What `sevvm measure` was asked, as plain values: made by MeasureCommand from ArgumentParser's
+/// parse, or by QuickCommand straight from a plain argument list.
+struct MeasureRequest: Equatable {
+    var name: String?
+    var mode: String?
+    var ovmf: String?
+    var kernel: String?
+    var initrd: String?
+    var append: String?
+    var vcpus: Int?
+    var vcpuType: String?
+    var vcpuSig: String?
+    var vcpuFamily: Int?
+    var vcpuModel: Int?
+    var vcpuStepping: Int?
+    var vmmType = "qemu"
+    var guestFeatures = "0x1"
+    var snpOVMFHash: String?
+    var outputFormat = "hex"
+    var verbose = false
+    var workspace: String?
+    var json = false
+
+    func run() throws {
+        let format = json ? "json" : outputFormat
         guard ["hex", "base64", "json"].contains(format) else {
             throw ValidationError("--output-format must be hex, base64 or json (got '\(outputFormat)')")
         }
@@ -129,9 +166,9 @@ struct MeasureCommand: AsyncParsableCommand {
         }
         var input: MeasurementInput
         if let name {
-            let definition = try DefinitionStore(workspace: workspace.resolved).load(name)
+            let definition = try DefinitionStore(workspace: Workspace.resolve(option: workspace)).load(name)
             input = try LaunchMeasurement.input(
-                for: definition, mode: try mode.map(parseMode), workspace: workspace.resolved, firmware: ovmf)
+                for: definition, mode: try mode.map(parseMode), workspace: Workspace.resolve(option: workspace), firmware: ovmf)
             if let vcpus { input.vcpus = vcpus }
             if let explicitSignature { input.vcpuSignature = explicitSignature }
             if let kernel {

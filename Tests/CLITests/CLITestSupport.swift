@@ -78,9 +78,10 @@ final class TestWorkspace: @unchecked Sendable {
         try run(arguments)
     }
 
-    func run(_ arguments: [String]) throws -> ProcessResult {
+    func run(_ arguments: [String], environment: [String: String] = [:]) throws -> ProcessResult {
         let binary = CLIEnvironment.sevvm ?? "sevvm"
-        return try ProcessRunner.run([binary] + arguments, environment: ["SEVVM_WORKSPACE": root, "NO_COLOR": "1"])
+        let base = ["SEVVM_WORKSPACE": root, "NO_COLOR": "1"]
+        return try ProcessRunner.run([binary] + arguments, environment: base.merging(environment) { _, new in new })
     }
 
     /// `sevvm create` for the tiny guest: direct kernel boot, 256 MiB, one vCPU, TCG.
