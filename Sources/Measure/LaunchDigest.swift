@@ -57,16 +57,33 @@ public enum LaunchDigest {
     /// Reads the firmware and computes the digest (48 bytes for SNP, 32 for SEV and SEV-ES).
     public static func compute(_ input: MeasurementInput) throws -> [UInt8] {
         try validate(input)
-        if input.mode == .snp && input.snpOVMFHash == nil { PageHasher.warmUp() }
-        return try compute(input, firmware: try OVMFImage(path: input.ovmfPath))
+        guard input.mode == .snp else { return try compute(input, firmware: try OVMFImage(path: input.ovmfPath)) }
+        if input.kernel == nil {
+            // Load libcrypto while the firmware is read.
+            if input.snpOVMFHash == nil { PageHasher.warmUp() }
+            return try compute(input, firmware: try OVMFImage(path: input.ovmfPath))
+        }
+        // The kernel's SHA-256 is the longest single job: start it before even reading the firmware,
+        // and read and hash the firmware pages meanwhile.
+        let (hashes, firmware) = inParallel(kernelHashing(input)) {
+            Result { () throws -> (OVMFImage, [UInt8]?) in
+                let image = try OVMFImage(path: input.ovmfPath)
+                return (image, input.snpOVMFHash == nil && image.hasSEVMetadata ? SNPLaunchContext.pageDigests(image.bytes) : nil)
+            }
+        }
+        let (image, pages) = try firmware.get()
+        return try snpDigest(input, firmware: image, hashes: try hashes.get(), firmwarePageDigests: pages)
+    }
+
+    /// The job that hashes the kernel, initrd and command line, when there is a kernel.
+    static func kernelHashing(_ input: MeasurementInput) -> @Sendable () -> Result<KernelHashes?, any Error> {
+        { Result { try input.kernel.map { try KernelHashes(kernel: $0, initrd: input.initrd, append: input.append) } } }
     }
 
     /// Computes the digest for an already parsed firmware image.
     public static func compute(_ input: MeasurementInput, firmware: OVMFImage) throws -> [UInt8] {
         try validate(input)
-        let hashKernel: @Sendable () -> Result<KernelHashes?, any Error> = {
-            Result { try input.kernel.map { try KernelHashes(kernel: $0, initrd: input.initrd, append: input.append) } }
-        }
+        let hashKernel = kernelHashing(input)
         if input.mode == .snp {
             // The two big hashing jobs (SHA-256 of kernel and initrd, SHA-384 of every firmware
             // page) are independent: run them side by side rather than one after the other.

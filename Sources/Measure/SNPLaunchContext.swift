@@ -83,19 +83,21 @@ struct SNPLaunchContext {
     /// The SHA-384 of every 4 KiB page of `bytes`, concatenated, on all cores.
     static func pageDigests(_ bytes: ImageBytes, hasher: PageHasher = .preferred) -> [UInt8] {
         let pages = bytes.count / pageSize
-        let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 8, pages))
+        // Runs of consecutive pages, handed out one at a time: a core that is busy elsewhere at
+        // first (hashing the kernel) takes what is left when it comes free.
+        let runs = min(pages, 64)
         var digests = [UInt8](repeating: 0, count: pages * digestSize)
+        guard runs > 0 else { return digests }
         bytes.withUnsafeBytes { input in
             digests.withUnsafeMutableBytes { output in
                 guard let source = input.baseAddress, let destination = output.baseAddress else { return }
-                // Worker w hashes pages w, w + workers, ...: it writes only those 48-byte slots of
-                // `output` and only reads `input`.
+                // Each run writes only its own 48-byte slots of `output` and only reads `input`.
                 nonisolated(unsafe) let from = source
                 nonisolated(unsafe) let into = destination
-                DispatchQueue.concurrentPerform(iterations: workers) { worker in
-                    let count = (pages - worker + workers - 1) / workers
-                    hasher.hash(
-                        pages: count, stride: workers, from: from + worker * pageSize, into: into + worker * digestSize)
+                DispatchQueue.concurrentPerform(iterations: runs) { run in
+                    let first = run * pages / runs
+                    let end = (run + 1) * pages / runs
+                    hasher.hash(pages: end - first, stride: 1, from: from + first * pageSize, into: into + first * digestSize)
                 }
             }
         }
