@@ -1,5 +1,6 @@
 // state.json: what sevvm started (exact argv, QEMU version, firmware) and, once QEMU is gone, how it ended.
 import FoundationEssentials
+import QMP
 import Support
 
 #if canImport(Glibc)
@@ -45,9 +46,43 @@ public struct RuntimeRecord: Codable, Sendable, Equatable {
         self.warnings = warnings
     }
 
+    /// The record in `path`; nil when it is missing or not a state.json sevvm wrote.
+    ///
+    /// Read with json-c rather than JSONDecoder: `status` reads this on every call, and
+    /// JSONDecoder's first use in a process (generic metadata for every Codable type it meets)
+    /// was half a millisecond of a 10 ms command. `save` still writes with JSONEncoder; tests
+    /// check that a record reads back equal, with and without an exit record.
     public static func load(_ path: String) -> RuntimeRecord? {
-        guard let data = FileManager.default.contents(atPath: path) else { return nil }
-        return try? decoder.decode(RuntimeRecord.self, from: data)
+        guard let data = FileManager.default.contents(atPath: path),
+            let json = try? JSONValue.parse(String(decoding: data, as: UTF8.self))
+        else { return nil }
+        return RuntimeRecord(json: json)
+    }
+
+    init?(json: JSONValue) {
+        guard case .string(let name)? = json["name"], case .array(let argvValues)? = json["argv"],
+            case .string(let qemuPath)? = json["qemuPath"], case .string(let qemuVersion)? = json["qemuVersion"],
+            case .string(let modeText)? = json["mode"], let mode = GuestMode(rawValue: modeText),
+            case .string(let accel)? = json["accel"], let startedAt = json["startedAt"]?.date
+        else { return nil }
+        let argv = argvValues.compactMap(\.text)
+        guard argv.count == argvValues.count else { return nil }
+        self.init(
+            name: name, argv: argv, qemuPath: qemuPath, qemuVersion: qemuVersion, firmwarePath: json["firmwarePath"]?.text, mode: mode,
+            accel: accel, startedAt: startedAt, warnings: [])
+        if case .int(let version)? = json["schemaVersion"] { schemaVersion = Int(version) }
+        pid = json["pid"]?.int32
+        recorderPid = json["recorderPid"]?.int32
+        expectedDigest = json["expectedDigest"]?.text
+        expectedDigestNote = json["expectedDigestNote"]?.text
+        launchMeasurement = json["launchMeasurement"]?.text
+        if case .array(let items)? = json["warnings"] { warnings = items.compactMap(\.text) }
+        if let exitJSON = json["exit"], exitJSON != .null {
+            guard case .string(let kindText)? = exitJSON["kind"], let kind = ExitRecord.Kind(rawValue: kindText),
+                case .string(let reason)? = exitJSON["reason"], let at = exitJSON["at"]?.date
+            else { return nil }
+            exit = ExitRecord(kind: kind, reason: reason, at: at)
+        }
     }
 
     /// Atomic but not fsynced: state.json describes processes that a power loss ends anyway, and
@@ -55,12 +90,6 @@ public struct RuntimeRecord: Codable, Sendable, Equatable {
     func save(_ path: String) throws {
         try AtomicFile.write(try encoder.encode(self), to: path, permissions: 0o600, durable: false)
     }
-
-    private static let decoder: JSONDecoder = {
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = Timestamp.decodingStrategy
-        return decoder
-    }()
 
     private var encoder: JSONEncoder {
         let encoder = JSONEncoder()
@@ -81,4 +110,21 @@ public struct ExitRecord: Codable, Sendable, Equatable {
     public var kind: Kind
     public var reason: String
     public var at: Date
+}
+
+extension JSONValue {
+    /// The string, when this is one.
+    fileprivate var text: String? {
+        if case .string(let value) = self { return value }
+        return nil
+    }
+
+    /// A process ID, when this is an integer in range.
+    fileprivate var int32: Int32? {
+        if case .int(let value) = self { return Int32(exactly: value) }
+        return nil
+    }
+
+    /// A date written by Timestamp (ISO 8601, UTC).
+    fileprivate var date: Date? { text.flatMap(Timestamp.parse) }
 }
