@@ -134,7 +134,7 @@ public final class QMPClient: Sendable {
 
     // MARK: socket set-up
 
-    private static func openSocket(path: String, timeout: Duration) throws -> Int32 {
+    static func openSocket(path: String, timeout: Duration) throws -> Int32 {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw QMPError.io(operation: "socket", errno: errno) }
         // A unix connect blocks while the listener's backlog is full; SO_SNDTIMEO bounds that wait.

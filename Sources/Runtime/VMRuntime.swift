@@ -127,7 +127,9 @@ public struct VMRuntime: Sendable {
     /// SHUTDOWN event, crashed otherwise), its stale pidfile and sockets removed, and the verdict kept
     /// in state.json until the next start. `queryMonitor: false` is the quick form: no QMP round
     /// trip and no console-log scan, for callers that only need the state.
-    public func status(queryMonitor: Bool = true) async -> VMStatus {
+    /// The VM's state. Synchronous: its QMP questions go through QMPQuery on this thread, so a
+    /// one-shot `sevvm status` starts no threads at all.
+    public func status(queryMonitor: Bool = true) -> VMStatus {
         let record = RuntimeRecord.load(folder.stateFile)
         var status = VMStatus(
             name: name, state: .stopped, pid: nil, mode: record?.mode, accel: record?.accel,
@@ -150,13 +152,13 @@ public struct VMRuntime: Sendable {
                 return status
             }
             do {
-                try await withMonitor(timeout: .seconds(2)) { monitor in
-                    let reply = try await monitor.execute("query-status")
+                try QMPQuery.withSession(socketPath: folder.controlSocket, timeout: .seconds(2)) { monitor in
+                    let reply = try monitor.execute("query-status")
                     let qemuStatus = reply["status"]?.string ?? "unknown"
                     status.qemuStatus = qemuStatus
                     status.state = VMStatus.state(forQEMUStatus: qemuStatus)
                     if status.state == .crashed { status.reason = "QEMU reports \(qemuStatus)" }
-                    if record.mode.isEncrypted, let sev = try? await monitor.execute("query-sev") {
+                    if record.mode.isEncrypted, let sev = try? monitor.execute("query-sev") {
                         status.sev = SEVStatus(
                             enabled: sev["enabled"]?.bool ?? false, type: sev["sev-type"]?.string, state: sev["state"]?.string,
                             apiVersion: sev["api-major"]?.int.map { major in "\(major).\(sev["api-minor"]?.int ?? 0)" },
@@ -241,7 +243,7 @@ public struct VMRuntime: Sendable {
         let lock = try lockRunning()
         defer { lock.unlock() }
         guard let pid = ProcessControl.liveQEMU(pidfile: folder.pidfile, name: name) else {
-            throw RuntimeError.notRunning(name: name, state: await status(queryMonitor: false).state.rawValue)
+            throw RuntimeError.notRunning(name: name, state: status(queryMonitor: false).state.rawValue)
         }
         var forced: String?
         if !force {
@@ -312,7 +314,7 @@ public struct VMRuntime: Sendable {
         let lock = try lockRunning()
         defer { lock.unlock() }
         guard ProcessControl.liveQEMU(pidfile: folder.pidfile, name: name) != nil else {
-            throw RuntimeError.notRunning(name: name, state: await status(queryMonitor: false).state.rawValue)
+            throw RuntimeError.notRunning(name: name, state: status(queryMonitor: false).state.rawValue)
         }
         try await withMonitor { monitor in
             let current = try await monitor.execute("query-status")["status"]?.string ?? "unknown"

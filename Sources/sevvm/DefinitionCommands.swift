@@ -281,7 +281,7 @@ struct ListCommand: AsyncParsableCommand {
         for entry in entries {
             // The runtime's own verdict (pidfile lock, /proc, how the last run ended), without a
             // QMP round trip per VM: `list` must stay fast for many definitions.
-            let live = await VMRuntime(workspace: workspace, name: entry.name).status(queryMonitor: false)
+            let live = VMRuntime(workspace: workspace, name: entry.name).status(queryMonitor: false)
             switch entry.result {
             case .success(let definition):
                 rows.append(
@@ -360,7 +360,7 @@ struct ShowCommand: AsyncParsableCommand {
         } catch {
             throw failure(error)
         }
-        let live = await VMRuntime(workspace: workspace, name: name).status()
+        let live = VMRuntime(workspace: workspace, name: name).status()
         let warnings = DefinitionStore.warnings(for: definition)
         if output.json {
             try printJSON(

@@ -45,7 +45,7 @@ struct LivenessTests {
         // The same pidfile never vouches for another VM's name.
         #expect(ProcessControl.liveQEMU(pidfile: runtime.folder.pidfile, name: "other") == nil)
         #expect(runtime.isRunning)
-        let status = await runtime.status()
+        let status = runtime.status()
         #expect(status.state == .starting)  // -S: QEMU is in prelaunch until `cont`
         #expect(status.qemuStatus == "prelaunch")
         #expect(status.pid == pid)
@@ -59,14 +59,14 @@ struct LivenessTests {
         // The pidfile and sockets survive a SIGKILL; the lock on the pidfile does not.
         #expect(FileManager.default.fileExists(atPath: runtime.folder.pidfile))
         #expect(ProcessControl.liveQEMU(pidfile: runtime.folder.pidfile, name: "victim") == nil)
-        let status = await runtime.status()
+        let status = runtime.status()
         #expect(status.state == .crashed)
         #expect(status.reason?.contains("ended without shutting down") == true)
         #expect(!FileManager.default.fileExists(atPath: runtime.folder.pidfile))
         #expect(!FileManager.default.fileExists(atPath: runtime.folder.controlSocket))
         // The verdict is kept until the next start.
         #expect(RuntimeRecord.load(runtime.folder.stateFile)?.exit?.kind == .crashed)
-        #expect(await runtime.status().state == .crashed)
+        #expect(runtime.status().state == .crashed)
     }
 
     @Test func recorderKeepsEveryEventUntilQEMUExits() async throws {
@@ -105,6 +105,6 @@ struct LivenessTests {
         defer { QEMUForTests.killAndWait(pid) }
         let handles = try EventRecorder.open(folder: runtime.folder, timeout: 5)
         handles.closeAll()
-        #expect(await runtime.status().qemuStatus == "prelaunch")
+        #expect(runtime.status().qemuStatus == "prelaunch")
     }
 }
