@@ -156,13 +156,13 @@ struct StatusCommand: AsyncParsableCommand {
     @OptionGroup var workspace: WorkspaceOptions
 
     func run() async throws {
-        try await Self.run(name: vm.name, workspace: workspace.resolved, json: output.json)
+        try Self.run(name: vm.name, workspace: workspace.resolved, json: output.json)
     }
 
     /// The command itself, on plain values (QuickCommand calls it without ArgumentParser).
-    static func run(name: String, workspace: Workspace, json: Bool) async throws {
+    static func run(name: String, workspace: Workspace, json: Bool) throws {
         try VMNameArgument.checkKnown(name, in: workspace)
-        let status = await VMRuntime(workspace: workspace, name: name).status()
+        let status = VMRuntime(workspace: workspace, name: name).status()
         if json {
             print(try jsonText(status))
         } else {

@@ -46,13 +46,13 @@ enum QuickCommand {
 
     /// Runs the command when `arguments` (without the program name) are plain; false when
     /// ArgumentParser must handle them. Errors end the process as ArgumentParser's main would.
-    static func runIfPlain(_ arguments: [String]) async -> Bool {
+    static func runIfPlain(_ arguments: [String]) -> Bool {
         guard environmentValue("SEVVM_ARGUMENT_PARSER") != "1", let command = arguments.first else { return false }
         do {
             switch command {
             case "status":
                 guard let request = statusRequest(arguments.dropFirst()) else { return false }
-                try await StatusCommand.run(name: request.name, workspace: Workspace.resolve(option: request.workspace), json: request.json)
+                try StatusCommand.run(name: request.name, workspace: Workspace.resolve(option: request.workspace), json: request.json)
                 return true
             case "measure":
                 guard let request = measureRequest(arguments.dropFirst()) else { return false }

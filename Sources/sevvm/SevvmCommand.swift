@@ -1,14 +1,8 @@
 // The sevvm command line: the root command and its subcommands.
 import ArgumentParser
 
-@main
+/// The root command. The program starts in main.swift, which gives QuickCommand the first look.
 struct Sevvm: AsyncParsableCommand {
-    /// ArgumentParser's main, after QuickCommand had its chance at `status` and `measure`.
-    static func main() async {
-        if await QuickCommand.runIfPlain(Array(CommandLine.arguments.dropFirst())) { return }
-        await main(nil)
-    }
-
     static let configuration = CommandConfiguration(
         commandName: "sevvm",
         abstract: "Define, launch, measure and manage AMD SEV, SEV-ES and SEV-SNP confidential guests.",
