@@ -49,17 +49,24 @@ public struct KernelHashes: Sendable, Equatable {
         return page
     }
 
-    /// SHA-256 of a file, read the way firmware is (`ImageBytes`: mapped when it is a regular file).
+    /// SHA-256 of a file, read in 256 KiB pieces into one buffer. Not mapped like firmware: while
+    /// the kernel is hashed, the other core maps the firmware and loads libcrypto, and populating a
+    /// second large mapping in the same process made both wait on the address-space lock.
     static func sha256(file path: String) throws -> [UInt8] {
-        let contents: ImageBytes
-        do {
-            contents = try ImageBytes.load(path: path)
-        } catch FirmwareError.unreadable(let path, let code) {
-            throw MeasureError.unreadable(path: path, errno: code)
-        }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw MeasureError.unreadable(path: path, errno: errno) }
+        defer { close(fd) }
         var hasher = SHA256()
-        contents.withUnsafeBytes { hasher.update(bufferPointer: $0) }
-        return Array(hasher.finalize())
+        var buffer = [UInt8](repeating: 0, count: 1 << 18)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw MeasureError.unreadable(path: path, errno: errno)
+            }
+            if count == 0 { return Array(hasher.finalize()) }
+            buffer.withUnsafeBytes { hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+        }
     }
 }
 

@@ -223,14 +223,17 @@ public enum LaunchDigest {
     }
 }
 
-/// Runs `other` on a Dispatch thread while `here` runs on the calling thread; returns both results.
+/// Runs `other` on a thread of its own while `here` runs on the calling thread; returns both results.
+/// A plain thread, not Dispatch's pool: the pool starts its workers lazily, and the kernel's hashing
+/// sometimes began milliseconds late.
 func inParallel<A: Sendable, B>(_ other: @escaping @Sendable () -> A, _ here: () -> B) -> (A, B) {
     let slot = ResultSlot<A>()
     let done = DispatchSemaphore(value: 0)
-    DispatchQueue.global().async {
+    let job: @Sendable () -> Void = {
         slot.value = other()
         done.signal()
     }
+    if !startDetachedThread(name: "sevvm-measure", job) { DispatchQueue.global().async(execute: job) }
     let mine = here()
     done.wait()
     // The semaphore orders the write before this read; `other` always stores a value.

@@ -26,6 +26,20 @@ enum PageHasher: String, Sendable, CaseIterable {
         DispatchQueue.global().async { _ = sevvm_openssl_sha384_load() }
     }
 
+    /// The SHA-384 of `bytes`, written as 48 bytes at `destination`.
+    func digest(of bytes: UnsafeRawBufferPointer, into destination: UnsafeMutableRawPointer) {
+        if self == .openSSL, let source = bytes.baseAddress {
+            sevvm_openssl_sha384_chunks(source, bytes.count, 1, 1, destination.assumingMemoryBound(to: UInt8.self))
+            return
+        }
+        var hasher = SHA384()
+        hasher.update(bufferPointer: bytes)
+        hasher.finalize().withUnsafeBytes { digest in
+            guard let digest = digest.baseAddress else { return }
+            destination.copyMemory(from: digest, byteCount: SNPLaunchContext.digestSize)
+        }
+    }
+
     /// The SHA-384 of `pages` consecutive 4 KiB pages at `source` (every `stride`-th one, starting
     /// at the first), each written 48 bytes apart at `destination`, also every `stride`-th slot.
     func hash(pages: Int, stride: Int, from source: UnsafeRawPointer, into destination: UnsafeMutableRawPointer) {

@@ -39,4 +39,22 @@ import Testing
             _ = try #require(raw.baseAddress)
         }
     }
+
+    @Test(arguments: [0, 1, 111, 112, 113, 128, 4096])
+    func singleDigestsAgree(size: Int) {
+        let bytes = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+        var results: [[UInt8]] = []
+        for hasher in [PageHasher.preferred, .swiftCrypto] {
+            var digest = [UInt8](repeating: 0, count: 48)
+            bytes.withUnsafeBytes { input in
+                digest.withUnsafeMutableBytes { output in
+                    guard let destination = output.baseAddress else { return }
+                    hasher.digest(of: input, into: destination)
+                }
+            }
+            results.append(digest)
+        }
+        #expect(results[0] == results[1])
+        #expect(results[1] == Array(SHA384.hash(data: bytes)))
+    }
 }
