@@ -22,6 +22,16 @@ public struct VMRuntime: Sendable {
         folder = RuntimeFolder(workspace: workspace, name: name)
     }
 
+    /// Throws `DefinitionError.notFound` unless the VM has a definition or a runtime folder (a VM
+    /// whose definition was deleted by hand while it ran can still be stopped), so a typo is not
+    /// reported as "stopped".
+    public func checkKnown() throws {
+        let files = FileManager.default
+        guard files.fileExists(atPath: workspace.definitionPath(for: name)) || files.fileExists(atPath: folder.path) else {
+            throw DefinitionError.notFound(name: name, path: workspace.definitionPath(for: name))
+        }
+    }
+
     /// How long commands wait for another sevvm command working on the same VM.
     public static let lockTimeout: Double = 60
 

@@ -14,17 +14,15 @@ struct VMNameArgument: ParsableArguments {
     @Argument(help: "The VM's name (its definition is vms/NAME.json).")
     var name: String
 
-    /// Refuses a name that is neither defined nor has a runtime folder (a VM whose definition
-    /// was deleted by hand while it ran can still be stopped), so a typo is not reported as "stopped".
+    /// Refuses a VM sevvm does not know (`VMRuntime.checkKnown`) with the error's message and exit 1.
     func checkKnown(in workspace: Workspace) throws { try Self.checkKnown(name, in: workspace) }
 
     static func checkKnown(_ name: String, in workspace: Workspace) throws {
-        let files = FileManager.default
-        if files.fileExists(atPath: workspace.definitionPath(for: name)) || files.fileExists(atPath: workspace.runtimeDirectory(for: name))
-        {
-            return
+        do {
+            try VMRuntime(workspace: workspace, name: name).checkKnown()
+        } catch let error as DefinitionError {
+            throw fail(error.description)
         }
-        throw fail(DefinitionError.notFound(name: name, path: workspace.definitionPath(for: name)).description)
     }
 }
 

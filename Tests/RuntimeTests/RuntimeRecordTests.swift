@@ -1,3 +1,4 @@
+import Definitions
 // state.json: what save writes (JSONEncoder), load reads back equal (json-c), and bad files read as nothing.
 import Foundation
 import Support
@@ -64,5 +65,23 @@ import Testing
         #expect(record.mode == .sevES)
         #expect(record.pid == nil && record.exit == nil && record.warnings.isEmpty)
         #expect(Timestamp.format(record.startedAt) == "2026-11-29T00:00:00Z")
+    }
+}
+
+/// `checkKnown`: a typo must not read as a stopped VM, but a VM whose definition was deleted
+/// while it ran must still be reachable.
+@Suite struct KnownVMTests {
+    @Test func definitionOrRuntimeFolderMakesAVMKnown() throws {
+        let folder = try TemporaryFolder()
+        let workspace = Workspace(root: folder.path)
+        try FileManager.default.createDirectory(atPath: workspace.vmsDirectory, withIntermediateDirectories: true)
+        try Data("{}".utf8).write(to: URL(fileURLWithPath: workspace.definitionPath(for: "defined")))
+        try FileManager.default.createDirectory(atPath: workspace.runtimeDirectory(for: "orphan"), withIntermediateDirectories: true)
+
+        try VMRuntime(workspace: workspace, name: "defined").checkKnown()
+        try VMRuntime(workspace: workspace, name: "orphan").checkKnown()
+        #expect(throws: DefinitionError.notFound(name: "typo", path: workspace.definitionPath(for: "typo"))) {
+            try VMRuntime(workspace: workspace, name: "typo").checkKnown()
+        }
     }
 }
