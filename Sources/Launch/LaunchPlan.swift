@@ -20,10 +20,13 @@ public struct LaunchPlan: Sendable, Codable, Equatable {
     /// The per-VM OVMF vars file this plan boots with (split firmware), absolute; Runtime makes
     /// sure it exists (copying `firmware.vars`) before starting.
     public var varsCopy: String?
+    /// The definition the plan was made from: what start measures the expected digest from, so
+    /// digest and argv always describe the same definition (no second read of vms/NAME.json).
+    public var definition: VMDefinition?
 
     public init(
         qemu: QEMUInstallation, arguments: [String], firmware: FirmwareChoice?, mode: GuestMode, accel: String,
-        warnings: [String], varsCopy: String?
+        warnings: [String], varsCopy: String?, definition: VMDefinition? = nil
     ) {
         self.qemu = qemu
         self.arguments = arguments
@@ -32,6 +35,7 @@ public struct LaunchPlan: Sendable, Codable, Equatable {
         self.accel = accel
         self.warnings = warnings
         self.varsCopy = varsCopy
+        self.definition = definition
     }
 
     /// The full argv: executable first.

@@ -84,7 +84,7 @@ public enum LaunchPlanner {
         builder.arguments += definition.extraArgs
         return LaunchPlan(
             qemu: qemu, arguments: builder.arguments, firmware: firmware, mode: mode, accel: accelerator.rawValue, warnings: warnings,
-            varsCopy: varsCopy)
+            varsCopy: varsCopy, definition: definition)
     }
 
     /// memfd backs guest RAM for SNP (QEMU adds guest_memfd for private memory itself) and for

@@ -57,7 +57,7 @@ public struct VMRuntime: Sendable {
         if plan.mode.isEncrypted {
             // Recorded before QEMU runs, so `status` and a verifier see what this launch must measure.
             do {
-                let definition = try DefinitionStore(workspace: workspace).load(name)
+                let definition = try plan.definition ?? DefinitionStore(workspace: workspace).load(name)
                 record.expectedDigest = try LaunchMeasurement.expectedDigest(for: definition, plan: plan, workspace: workspace)
             } catch {
                 record.expectedDigestNote = "\(error)"

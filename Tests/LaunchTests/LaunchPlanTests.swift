@@ -68,6 +68,8 @@ func richDefinition(mode: GuestMode) -> VMDefinition {
         #expect(plan.mode == golden.mode)
         #expect(plan.accel == "kvm")
         #expect(plan.commandLine.first == qemu10.path)
+        // start measures the expected digest from the very definition the argv came from.
+        #expect(plan.definition == richDefinition(mode: golden.mode))
     }
 
     @Test func snpPlanHasTheFactsSheetShape() throws {
