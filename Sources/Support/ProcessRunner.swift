@@ -29,19 +29,17 @@ public enum ProcessRunner {
         return nil
     }
 
-    /// Runs argv to completion, capturing stdout and stderr. `input` is written to stdin.
+    /// Runs argv to completion with stdin on /dev/null, capturing stdout and stderr.
     /// `environment` entries are added to (or override) the current environment.
     public static func run(
         _ argv: [String],
         workingDirectory: String? = nil,
-        environment: [String: String] = [:],
-        input: Data? = nil
+        environment: [String: String] = [:]
     ) throws -> ProcessResult {
         guard let first = argv.first else { throw SupportError.executableNotFound(name: "(empty argv)") }
         guard let executable = which(first) else { throw SupportError.executableNotFound(name: first) }
         let output = try Pipe(executable)
         let errors = try Pipe(executable)
-        let stdin = try input.map { _ in try Pipe(executable) }
         var request = SpawnRequest(argv)
         request.executable = executable
         request.workingDirectory = workingDirectory
@@ -50,54 +48,32 @@ public enum ProcessRunner {
         }
         request.standardOutput = .descriptor(output.write)
         request.standardError = .descriptor(errors.write)
-        request.standardInputDescriptor = stdin?.read
         let pid: pid_t
         do {
             pid = try Spawn.start(request)
         } catch {
             [output, errors].forEach { $0.closeBoth() }
-            stdin?.closeBoth()
             throw error
         }
         output.closeWrite()
         errors.closeWrite()
-        stdin?.closeRead()
-        let (outData, errData) = pump(input: input.map { Array($0) } ?? [], to: stdin?.write, from: output.read, errors.read)
+        let (outData, errData) = drain(output.read, errors.read)
         return ProcessResult(argv: argv, status: Spawn.waitForExit(pid), standardOutput: Data(outData), standardError: Data(errData))
     }
 
-    /// Feeds `input` to the child and reads both of its output pipes until they close, in one
-    /// poll loop: a chatty program never blocks on a full pipe and no thread is started.
-    private static func pump(input: [UInt8], to inputFD: Int32?, from outFD: Int32, _ errFD: Int32) -> ([UInt8], [UInt8]) {
+    /// Reads both of the child's output pipes until they close, in one poll loop: a chatty
+    /// program never blocks on a full pipe and no thread is started.
+    private static func drain(_ outFD: Int32, _ errFD: Int32) -> ([UInt8], [UInt8]) {
         var collected: [Int32: [UInt8]] = [outFD: [], errFD: []]
         var open: Set<Int32> = [outFD, errFD]
-        var writer = inputFD
-        var written = 0
-        if let fd = writer, input.isEmpty {
-            close(fd)
-            writer = nil
-        }
-        if let fd = writer { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
         var buffer = [UInt8](repeating: 0, count: 65536)
-        while !open.isEmpty || writer != nil {
+        while !open.isEmpty {
             var polls = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
-            if let fd = writer { polls.append(pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)) }
             if poll(&polls, nfds_t(polls.count), -1) < 0 {
                 if errno == EINTR { continue }
                 break
             }
             for entry in polls where entry.revents != 0 {
-                if entry.fd == writer {
-                    let n = input.withUnsafeBytes { raw in
-                        Glibc.write(entry.fd, raw.baseAddress.map { $0 + written }, input.count - written)
-                    }
-                    if n > 0 { written += n }
-                    if (n < 0 && errno != EAGAIN && errno != EINTR) || written == input.count {
-                        close(entry.fd)
-                        writer = nil
-                    }
-                    continue
-                }
                 let n = buffer.withUnsafeMutableBytes { Glibc.read(entry.fd, $0.baseAddress, $0.count) }
                 if n > 0 {
                     collected[entry.fd, default: []].append(contentsOf: buffer[0..<n])
@@ -107,6 +83,7 @@ public enum ProcessRunner {
                 }
             }
         }
+        open.forEach { close($0) }
         return (collected[outFD] ?? [], collected[errFD] ?? [])
     }
 }
@@ -123,7 +100,6 @@ private struct Pipe {
         write = fds[1]
     }
 
-    func closeRead() { close(read) }
     func closeWrite() { close(write) }
     func closeBoth() {
         close(read)

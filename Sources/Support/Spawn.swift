@@ -26,8 +26,6 @@ public struct SpawnRequest: Sendable {
     public var environment: [String: String]?
     public var workingDirectory: String?
     public var standardInput = "/dev/null"
-    /// An open descriptor of the caller's to use as standard input instead of `standardInput`.
-    public var standardInputDescriptor: Int32?
     public var standardOutput = Output.null
     public var standardError = Output.null
     /// Open descriptors handed to the child as descriptors 3, 4, 5, ...
@@ -68,11 +66,7 @@ public enum Spawn {
             copies.append(duplicate)
             return duplicate
         }
-        if let input = request.standardInputDescriptor {
-            posix_spawn_file_actions_adddup2(&actions, try copy(input), 0)
-        } else {
-            posix_spawn_file_actions_addopen(&actions, 0, request.standardInput, O_RDONLY, 0)
-        }
+        posix_spawn_file_actions_addopen(&actions, 0, request.standardInput, O_RDONLY, 0)
         for (target, output) in [(Int32(1), request.standardOutput), (Int32(2), request.standardError)] {
             switch output {
             case .null:

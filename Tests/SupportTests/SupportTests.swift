@@ -95,6 +95,24 @@ private func temporaryDirectory() throws -> String {
             _ = try ProcessRunner.run(["no-such-program-sevvm"])
         }
     }
+
+    /// Megabytes on both streams at once: a runner that read one stream to its end before the
+    /// other would deadlock once the other pipe's buffer (64 KiB) filled.
+    @Test func chattyProgramOnBothStreamsDoesNotBlock() throws {
+        let script =
+            "i=0; while [ $i -lt 4000 ]; do echo 0123456789012345678901234567890123456789012345678901234567890123456789; echo e0123456789012345678901234567890123456789012345678901234567890123456789 >&2; i=$((i+1)); done"
+        let result = try ProcessRunner.run(["sh", "-c", script])
+        #expect(result.succeeded)
+        #expect(result.standardOutput.count == 4000 * 71)
+        #expect(result.standardError.count == 4000 * 72)
+    }
+
+    @Test func environmentFolderAndNoStandardInput() throws {
+        let result = try ProcessRunner.run(
+            ["sh", "-c", "printf '%s|%s|' \"$SEVVM_TEST_VALUE\" \"$(pwd)\"; cat; echo end"], workingDirectory: "/tmp",
+            environment: ["SEVVM_TEST_VALUE": "given"])
+        #expect(result.stdoutText == "given|/tmp|end\n")
+    }
 }
 
 @Suite struct TerminalTests {
