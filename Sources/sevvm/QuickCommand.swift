@@ -27,6 +27,8 @@ enum QuickCommand {
         var options: [String: String] = [:]
         var positionals: [String] = []
 
+        /// The option's integer: `.some(nil)` when the option is absent, nil when its value is
+        /// not an integer (then ArgumentParser must say so).
         func integer(_ name: String) -> Int?? {
             guard let text = options[name] else { return .some(nil) }
             guard let value = Int(text) else { return nil }
