@@ -57,48 +57,44 @@ public enum LaunchDigest {
     /// Reads the firmware and computes the digest (48 bytes for SNP, 32 for SEV and SEV-ES).
     public static func compute(_ input: MeasurementInput) throws -> [UInt8] {
         try validate(input)
-        guard input.mode == .snp else { return try compute(input, firmware: try OVMFImage(path: input.ovmfPath)) }
-        if input.kernel == nil {
-            // Load libcrypto while the firmware is read.
-            if input.snpOVMFHash == nil { PageHasher.warmUp() }
-            return try compute(input, firmware: try OVMFImage(path: input.ovmfPath))
-        }
-        // The kernel's SHA-256 is the longest single job: start it before even reading the firmware,
-        // and read and hash the firmware pages meanwhile.
-        let (hashes, firmware) = inParallel(kernelHashing(input)) {
-            Result { () throws -> (OVMFImage, [UInt8]?) in
-                let image = try OVMFImage(path: input.ovmfPath)
-                return (image, input.snpOVMFHash == nil && image.hasSEVMetadata ? SNPLaunchContext.pageDigests(image.bytes) : nil)
-            }
-        }
-        let (image, pages) = try firmware.get()
-        return try snpDigest(input, firmware: image, hashes: try hashes.get(), firmwarePageDigests: pages)
-    }
-
-    /// The job that hashes the kernel, initrd and command line, when there is a kernel.
-    static func kernelHashing(_ input: MeasurementInput) -> @Sendable () -> Result<KernelHashes?, any Error> {
-        { Result { try input.kernel.map { try KernelHashes(kernel: $0, initrd: input.initrd, append: input.append) } } }
+        // Load libcrypto while the firmware is read. Not with a kernel: the kernel's hashing must
+        // start at once on the other core, not queue behind the loading.
+        if input.mode == .snp && input.snpOVMFHash == nil && input.kernel == nil { PageHasher.warmUp() }
+        return try digest(input) { try OVMFImage(path: input.ovmfPath) }
     }
 
     /// Computes the digest for an already parsed firmware image.
     public static func compute(_ input: MeasurementInput, firmware: OVMFImage) throws -> [UInt8] {
         try validate(input)
-        let hashKernel = kernelHashing(input)
-        if input.mode == .snp {
-            // The two big hashing jobs (SHA-256 of kernel and initrd, SHA-384 of every firmware
-            // page) are independent: run them side by side rather than one after the other.
-            let bytes = firmware.bytes
-            let (hashes, pages) = inParallel(hashKernel) { input.snpOVMFHash == nil ? SNPLaunchContext.pageDigests(bytes) : nil }
-            return try snpDigest(input, firmware: firmware, hashes: try hashes.get(), firmwarePageDigests: pages)
+        return try digest(input) { firmware }
+    }
+
+    /// The kernel's SHA-256 is the longest single job: with a kernel, it runs on a thread of its
+    /// own from the start, beside getting the firmware and (SNP) hashing its pages.
+    private static func digest(_ input: MeasurementInput, firmware load: () throws -> OVMFImage) throws -> [UInt8] {
+        func firmwareJob() -> Result<(OVMFImage, [UInt8]?), any Error> {
+            Result {
+                let image = try load()
+                let hashPages = input.mode == .snp && input.snpOVMFHash == nil && image.hasSEVMetadata
+                return (image, hashPages ? SNPLaunchContext.pageDigests(image.bytes) : nil)
+            }
         }
-        let hashes = try hashKernel().get()
+        let hashes: Result<KernelHashes?, any Error>
+        let loaded: Result<(OVMFImage, [UInt8]?), any Error>
+        if let kernel = input.kernel {
+            (hashes, loaded) = inParallel(
+                { Result { try KernelHashes(kernel: kernel, initrd: input.initrd, append: input.append) } }, firmwareJob)
+        } else {
+            (hashes, loaded) = (.success(nil), firmwareJob())
+        }
+        let (firmware, pages) = try loaded.get()
         switch input.mode {
         case .snp:
-            return try snpDigest(input, firmware: firmware, hashes: hashes)
+            return try snpDigest(input, firmware: firmware, hashes: try hashes.get(), firmwarePageDigests: pages)
         case .sevES:
-            return try sevDigest(input, firmware: firmware, hashes: hashes, withVMSAs: true)
+            return try sevDigest(input, firmware: firmware, hashes: try hashes.get(), withVMSAs: true)
         case .sev:
-            return try sevDigest(input, firmware: firmware, hashes: hashes, withVMSAs: false)
+            return try sevDigest(input, firmware: firmware, hashes: try hashes.get(), withVMSAs: false)
         case .none:
             throw MeasureError.unsupportedMode(input.mode)
         }
