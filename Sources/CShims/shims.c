@@ -130,7 +130,7 @@ static void sevvm_openssl_load_once(void) {
                 sevvm_sha384_init = init;
                 sevvm_sha384_update = update;
                 sevvm_sha384_final = final;
-                sevvm_openssl_ready = 1;
+                __atomic_store_n(&sevvm_openssl_ready, 1, __ATOMIC_RELEASE);
                 return;
             }
         }
@@ -140,15 +140,16 @@ static void sevvm_openssl_load_once(void) {
 
 int sevvm_openssl_sha384_load(void) {
     pthread_once(&sevvm_openssl_once, sevvm_openssl_load_once);
-    return sevvm_openssl_ready;
+    return __atomic_load_n(&sevvm_openssl_ready, __ATOMIC_ACQUIRE);
 }
 
-void sevvm_openssl_sha384_chunks(const void *input, size_t chunk_size, size_t count, size_t stride, uint8_t *output) {
-    const unsigned char *bytes = input;
-    for (size_t i = 0; i < count; i++) {
-        sevvm_sha512_ctx context;
-        sevvm_sha384_init(&context);
-        sevvm_sha384_update(&context, bytes + i * stride * chunk_size, chunk_size);
-        sevvm_sha384_final(output + i * stride * 48, &context);
-    }
+int sevvm_openssl_sha384_loaded(void) {
+    return __atomic_load_n(&sevvm_openssl_ready, __ATOMIC_ACQUIRE);
+}
+
+void sevvm_openssl_sha384(const void *input, size_t length, uint8_t *output) {
+    sevvm_sha512_ctx context;
+    sevvm_sha384_init(&context);
+    sevvm_sha384_update(&context, input, length);
+    sevvm_sha384_final(output, &context);
 }

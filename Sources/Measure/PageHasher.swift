@@ -17,9 +17,17 @@ enum PageHasher: String, Sendable, CaseIterable {
 
     /// OpenSSL when it loads, else swift-crypto. SEVVM_SHA384=swift-crypto picks swift-crypto.
     static var preferred: PageHasher {
-        if environmentValue("SEVVM_SHA384") == PageHasher.swiftCrypto.rawValue { return .swiftCrypto }
+        if forcedSwiftCrypto { return .swiftCrypto }
         return sevvm_openssl_sha384_load() == 1 ? .openSSL : .swiftCrypto
     }
+
+    /// OpenSSL if the page hashing already loaded it, else swift-crypto: for a few digests
+    /// (chain records, VMSA pages) that would not repay loading libcrypto.
+    static var loaded: PageHasher {
+        !forcedSwiftCrypto && sevvm_openssl_sha384_loaded() == 1 ? .openSSL : .swiftCrypto
+    }
+
+    private static let forcedSwiftCrypto = environmentValue("SEVVM_SHA384") == PageHasher.swiftCrypto.rawValue
 
     /// Starts loading libcrypto on another thread, so it overlaps reading the firmware.
     static func warmUp() {
@@ -29,7 +37,7 @@ enum PageHasher: String, Sendable, CaseIterable {
     /// The SHA-384 of `bytes`, written as 48 bytes at `destination`.
     func digest(of bytes: UnsafeRawBufferPointer, into destination: UnsafeMutableRawPointer) {
         if self == .openSSL, let source = bytes.baseAddress {
-            sevvm_openssl_sha384_chunks(source, bytes.count, 1, 1, destination.assumingMemoryBound(to: UInt8.self))
+            sevvm_openssl_sha384(source, bytes.count, destination.assumingMemoryBound(to: UInt8.self))
             return
         }
         var hasher = SHA384()
@@ -40,23 +48,11 @@ enum PageHasher: String, Sendable, CaseIterable {
         }
     }
 
-    /// The SHA-384 of `pages` consecutive 4 KiB pages at `source` (every `stride`-th one, starting
-    /// at the first), each written 48 bytes apart at `destination`, also every `stride`-th slot.
-    func hash(pages: Int, stride: Int, from source: UnsafeRawPointer, into destination: UnsafeMutableRawPointer) {
-        let pageSize = SNPLaunchContext.pageSize
-        let digestSize = SNPLaunchContext.digestSize
-        switch self {
-        case .openSSL:
-            sevvm_openssl_sha384_chunks(source, pageSize, pages, stride, destination.assumingMemoryBound(to: UInt8.self))
-        case .swiftCrypto:
-            for index in 0..<pages {
-                var hasher = SHA384()
-                hasher.update(bufferPointer: UnsafeRawBufferPointer(start: source + index * stride * pageSize, count: pageSize))
-                hasher.finalize().withUnsafeBytes { digest in
-                    guard let digest = digest.baseAddress else { return }
-                    (destination + index * stride * digestSize).copyMemory(from: digest, byteCount: digestSize)
-                }
-            }
+    /// The SHA-384 of `pages` consecutive 4 KiB pages at `source`, written 48 bytes apart at `destination`.
+    func hash(pages: Int, from source: UnsafeRawPointer, into destination: UnsafeMutableRawPointer) {
+        for index in 0..<pages {
+            let page = UnsafeRawBufferPointer(start: source + index * SNPLaunchContext.pageSize, count: SNPLaunchContext.pageSize)
+            digest(of: page, into: destination + index * SNPLaunchContext.digestSize)
         }
     }
 }

@@ -1,5 +1,4 @@
 // SNPLaunchContext: the SHA-384 chain of 112-byte PAGE_INFO records the secure processor extends per launched page.
-import Crypto
 import Dispatch
 import Firmware
 import FoundationEssentials
@@ -29,8 +28,6 @@ struct SNPLaunchContext {
     static let vmsaAddress: UInt64 = 0xFFFF_FFFF_F000
 
     var digest = SNPLaunchContext.zeroDigest
-    /// Chains a thousand-odd records for a 4 MiB firmware: the faster SHA-384 matters here too.
-    private let hasher = PageHasher.preferred
     /// Reused for every record: only the digest, contents, type and address change.
     private var record = [UInt8](repeating: 0, count: 0x70)
 
@@ -53,7 +50,8 @@ struct SNPLaunchContext {
             for index in 0..<8 { record[0x68 + index] = UInt8(truncatingIfNeeded: address >> (8 * index)) }
             digest.withUnsafeMutableBytes { output in
                 guard let destination = output.baseAddress else { return }
-                hasher.digest(of: UnsafeRawBufferPointer(record), into: destination)
+                // A thousand-odd records for a 4 MiB firmware: the faster SHA-384 matters here too.
+                PageHasher.loaded.digest(of: UnsafeRawBufferPointer(record), into: destination)
             }
         }
     }
@@ -99,7 +97,7 @@ struct SNPLaunchContext {
                 DispatchQueue.concurrentPerform(iterations: runs) { run in
                     let first = run * pages / runs
                     let end = (run + 1) * pages / runs
-                    hasher.hash(pages: end - first, stride: 1, from: from + first * pageSize, into: into + first * digestSize)
+                    hasher.hash(pages: end - first, from: from + first * pageSize, into: into + first * digestSize)
                 }
             }
         }
@@ -108,8 +106,11 @@ struct SNPLaunchContext {
 
     /// SHA-384 of bytes in place (no copy of the page).
     static func pageDigest(_ page: UnsafeRawBufferPointer) -> [UInt8] {
-        var hasher = SHA384()
-        hasher.update(bufferPointer: page)
-        return Array(hasher.finalize())
+        var digest = zeroDigest
+        digest.withUnsafeMutableBytes { output in
+            guard let destination = output.baseAddress else { return }
+            PageHasher.loaded.digest(of: page, into: destination)
+        }
+        return digest
     }
 }

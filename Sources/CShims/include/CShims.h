@@ -57,8 +57,11 @@ int sevvm_pipe_cloexec(int fds[2]);
 /// mostly SHA-384 of firmware pages. Loaded only by `measure`, so other commands never pay for it.
 int sevvm_openssl_sha384_load(void);
 
-/// SHA-384 of each of `count` chunks of `chunk_size` bytes at `input`, written 48 bytes apiece to
-/// `output`. Only after sevvm_openssl_sha384_load returned 1.
-void sevvm_openssl_sha384_chunks(const void *input, size_t chunk_size, size_t count, size_t stride, uint8_t *output);
+/// 1 when an earlier sevvm_openssl_sha384_load succeeded; never loads anything itself.
+int sevvm_openssl_sha384_loaded(void);
+
+/// SHA-384 of `length` bytes at `input`, written as 48 bytes to `output`. Only after
+/// sevvm_openssl_sha384_load returned 1.
+void sevvm_openssl_sha384(const void *input, size_t length, uint8_t *output);
 
 #endif
