@@ -118,6 +118,22 @@ enum JSONC {
         }
     }
 
+    /// Runs `body` with `{"execute": command, "arguments": ..., "id": id}` as compact JSON text,
+    /// which json-c owns until `body` returns; nil when json-c could not serialize it.
+    static func withRequest<Result>(
+        _ command: String, arguments: JSONValue?, id: Int64?, _ body: (UnsafeRawBufferPointer?) throws -> Result
+    ) rethrows -> Result {
+        let message = json_object_new_object()
+        defer { json_object_put(message) }
+        json_object_object_add(message, "execute", json_object_new_string(command))
+        if let arguments { json_object_object_add(message, "arguments", arguments.makeJSONC()) }
+        if let id { json_object_object_add(message, "id", json_object_new_int64(id)) }
+        var length = 0
+        let flags = Int32(JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+        guard let text = json_object_to_json_string_length(message, flags, &length) else { return try body(nil) }
+        return try body(UnsafeRawBufferPointer(start: text, count: length))
+    }
+
     static func string(_ object: OpaquePointer) -> String {
         let length = Int(json_object_get_string_len(object))
         guard let chars = json_object_get_string(object) else { return "" }

@@ -147,22 +147,17 @@ final class QMPConnection: @unchecked Sendable {
                     writeRequest(key: key, text.withUnsafeBytes { raw in raw.baseAddress.flatMap { write($0, raw.count) } })
                     return
                 }
-                let message = json_object_new_object()
-                defer { json_object_put(message) }
-                json_object_object_add(message, "execute", json_object_new_string(command))
-                if let arguments { json_object_object_add(message, "arguments", arguments.makeJSONC()) }
-                if sendsID { json_object_object_add(message, "id", json_object_new_int64(key)) }
-                var length = 0
-                let flags = Int32(JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
-                guard let text = json_object_to_json_string_length(message, flags, &length) else {
-                    abandon(key: key, written: false, with: QMPError.protocolViolation("json-c could not serialize '\(command)'"))
-                    return
+                JSONC.withRequest(command, arguments: arguments, id: sendsID ? key : nil) { text in
+                    guard let text, let base = text.baseAddress else {
+                        abandon(key: key, written: false, with: QMPError.protocolViolation("json-c could not serialize '\(command)'"))
+                        return
+                    }
+                    if plain {
+                        let bytes = [UInt8](text)
+                        plainRequests.withLock { cache in if cache.count < 256 { cache[command] = bytes } }
+                    }
+                    writeRequest(key: key, write(base, text.count))
                 }
-                if plain {
-                    let bytes = [UInt8](UnsafeRawBufferPointer(start: text, count: length))
-                    plainRequests.withLock { cache in if cache.count < 256 { cache[command] = bytes } }
-                }
-                writeRequest(key: key, write(UnsafeRawPointer(text), length))
             }
         } onCancel: {
             abandon(key: key, written: true, with: CancellationError())
@@ -348,11 +343,7 @@ final class QMPConnection: @unchecked Sendable {
         }
         var result: Result<JSONDocument, any Error> = .success(message)
         if json_object_object_get_ex(root, "error", &member) != 0 {
-            let error = message["error"]
-            result = .failure(
-                QMPError.commandFailed(
-                    command: "", errorClass: error?["class"]?.string ?? "GenericError",
-                    description: error?["desc"]?.string ?? "(no description)"))
+            result = .failure(QMPError.commandFailed(command: "", error: message["error"]))
         } else if json_object_object_get_ex(root, "return", &member) == 0 {
             return  // Neither event nor reply: a newer QEMU's extension; nothing waits for it.
         }

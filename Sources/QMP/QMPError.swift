@@ -48,6 +48,15 @@ public enum QMPError: Error, CustomStringConvertible, Equatable {
     }
 }
 
+extension QMPError {
+    /// A command's failure from the `error` member of QEMU's reply (`class` and `desc`).
+    static func commandFailed(command: String, error: JSONDocument?) -> QMPError {
+        .commandFailed(
+            command: command, errorClass: error?["class"]?.string ?? "GenericError",
+            description: error?["desc"]?.string ?? "(no description)")
+    }
+}
+
 private func formatSeconds(_ seconds: Double) -> String {
     seconds == seconds.rounded() ? "\(Int(seconds)) s" : "\(seconds) s"
 }

@@ -1,5 +1,4 @@
 // QMPQuery: a short QMP conversation on the calling thread, for one-shot commands such as `sevvm status`.
-import CJSONC
 import FoundationEssentials
 
 #if canImport(Glibc)
@@ -17,33 +16,36 @@ import FoundationEssentials
 public final class QMPQuery {
     public let greeting: QMPGreeting
     public let socketPath: String
-    private let fd: Int32
     private let timeout: Duration
-    private let decoder = QMPStreamDecoder()
-    private var received: [JSONDocument] = []
-    private var buffer = [UInt8](repeating: 0, count: 65536)
+    private var reader: MessageReader
 
     /// Runs `body` with a negotiated session on the socket at `socketPath`, then closes it.
     /// `timeout` bounds the connect, the greeting and each command.
     public static func withSession<T>(socketPath: String, timeout: Duration = .seconds(5), _ body: (QMPQuery) throws -> T) throws -> T {
         let fd = try QMPClient.openSocket(path: socketPath, timeout: timeout)
-        let session: QMPQuery
-        do {
-            session = try QMPQuery(fd: fd, socketPath: socketPath, timeout: timeout)
-        } catch {
-            close(fd)
-            throw error
-        }
         defer { close(fd) }
+        let session = try QMPQuery(fd: fd, socketPath: socketPath, timeout: timeout)
         _ = try session.execute("qmp_capabilities")
         return try body(session)
     }
 
     private init(fd: Int32, socketPath: String, timeout: Duration) throws {
-        self.fd = fd
         self.socketPath = socketPath
         self.timeout = timeout
-        greeting = try Self.readGreeting(fd: fd, path: socketPath, timeout: timeout)
+        reader = MessageReader(fd: fd)
+        // The greeting is QEMU's first message, and it sends nothing else before a command.
+        let first: JSONDocument
+        do {
+            first = try reader.next(
+                until: ContinuousClock.now + timeout, timedOut: .greetingTimeout(path: socketPath, seconds: timeout.seconds))
+        } catch QMPError.greetingTimeout(let path, let seconds) {
+            throw QMPError.greetingTimeout(path: path, seconds: seconds)
+        } catch {
+            // End of file, text that is not JSON, or JSON that is not a message: not QMP.
+            throw reader.notQMP(path: socketPath)
+        }
+        guard let greeting = QMPGreeting(message: first) else { throw reader.notQMP(path: socketPath) }
+        self.greeting = greeting
     }
 
     /// Runs `command` and returns its `return` value; a QMP error throws `QMPError.commandFailed`.
@@ -51,90 +53,79 @@ public final class QMPQuery {
         try send(command, arguments: arguments)
         let deadline = ContinuousClock.now + timeout
         while true {
-            while !received.isEmpty {
-                let message = received.removeFirst()
-                if message["event"] != nil { continue }
-                if let error = message["error"] {
-                    throw QMPError.commandFailed(
-                        command: command, errorClass: error["class"]?.string ?? "GenericError",
-                        description: error["desc"]?.string ?? "(no description)")
-                }
-                if let value = message["return"] { return value }
+            let message: JSONDocument
+            do {
+                message = try reader.next(until: deadline, timedOut: .timeout(command: command, seconds: timeout.seconds))
+            } catch MessageReader.EndOfStream.closed {
+                throw QMPError.disconnected(reason: "QEMU closed the connection before answering '\(command)'")
+            } catch MessageReader.EndOfStream.failed(let code) {
+                throw QMPError.disconnected(reason: "reading the reply to '\(command)': \(String(cString: strerror(code)))")
             }
-            try readMore(until: deadline, command: command)
+            if message["event"] != nil { continue }
+            if let error = message["error"] { throw QMPError.commandFailed(command: command, error: error) }
+            if let value = message["return"] { return value }
         }
     }
 
     private func send(_ command: String, arguments: JSONValue?) throws {
-        let message = json_object_new_object()
-        defer { json_object_put(message) }
-        json_object_object_add(message, "execute", json_object_new_string(command))
-        if let arguments { json_object_object_add(message, "arguments", arguments.makeJSONC()) }
-        var length = 0
-        let flags = Int32(JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
-        guard let text = json_object_to_json_string_length(message, flags, &length) else {
-            throw QMPError.protocolViolation("json-c could not serialize '\(command)'")
-        }
-        var offset = 0
-        while offset < length {
-            let n = Glibc.send(fd, text + offset, length - offset, Int32(MSG_NOSIGNAL))
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw QMPError.disconnected(reason: "sending '\(command)': \(String(cString: strerror(errno)))")
-            }
-            offset += n
-        }
-    }
-
-    /// Waits for bytes until `deadline` and decodes whatever complete messages they finish.
-    private func readMore(until deadline: ContinuousClock.Instant, command: String) throws {
-        let left = ContinuousClock.now.duration(to: deadline)
-        guard left > .zero, Self.waitReadable(fd, left) else { throw QMPError.timeout(command: command, seconds: timeout.seconds) }
-        let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-        if count < 0 {
-            if errno == EINTR || errno == EAGAIN { return }
-            throw QMPError.disconnected(reason: "reading the reply to '\(command)': \(String(cString: strerror(errno)))")
-        }
-        guard count > 0 else { throw QMPError.disconnected(reason: "QEMU closed the connection before answering '\(command)'") }
-        try buffer.withUnsafeBytes { raw in
-            try decoder.feed(UnsafeRawBufferPointer(rebasing: raw[0..<count])) { message, _ in received.append(message) }
-        }
-    }
-
-    private static func readGreeting(fd: Int32, path: String, timeout: Duration) throws -> QMPGreeting {
-        let decoder = QMPStreamDecoder()
-        var firstBytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        let deadline = ContinuousClock.now + timeout
-        while true {
-            let left = ContinuousClock.now.duration(to: deadline)
-            guard left > .zero, waitReadable(fd, left) else { throw QMPError.greetingTimeout(path: path, seconds: timeout.seconds) }
-            let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if count < 0 && (errno == EINTR || errno == EAGAIN) { continue }
-            guard count > 0 else {
-                throw QMPError.notQMP(path: path, received: String(decoding: firstBytes, as: UTF8.self))
-            }
-            firstBytes.append(contentsOf: buffer[0..<min(count, max(0, 512 - firstBytes.count))])
-            var greeting: QMPGreeting?
-            do {
-                try buffer.withUnsafeBytes { raw in
-                    try decoder.feed(UnsafeRawBufferPointer(rebasing: raw[0..<count])) { message, text in
-                        guard greeting == nil else { return }
-                        guard let parsed = QMPGreeting(message: message) else {
-                            throw QMPError.notQMP(path: path, received: String(decoding: text, as: UTF8.self))
-                        }
-                        greeting = parsed
-                    }
+        let failure = JSONC.withRequest(command, arguments: arguments, id: nil) { text -> QMPError? in
+            guard let text, let base = text.baseAddress else { return .protocolViolation("json-c could not serialize '\(command)'") }
+            var offset = 0
+            while offset < text.count {
+                let n = Glibc.send(reader.fd, base + offset, text.count - offset, Int32(MSG_NOSIGNAL))
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    return .disconnected(reason: "sending '\(command)': \(String(cString: strerror(errno)))")
                 }
-            } catch let error as QMPError {
-                if case .notQMP = error { throw error }
-                throw QMPError.notQMP(path: path, received: String(decoding: firstBytes, as: UTF8.self))
+                offset += n
             }
-            if let greeting {
-                // The greeting is QEMU's first message and it sends nothing else before a command.
-                return greeting
-            }
+            return nil
         }
+        if let failure { throw failure }
+    }
+}
+
+/// Whole QMP messages from a socket, read with poll-bounded blocking reads.
+private struct MessageReader {
+    let fd: Int32
+    private let decoder = QMPStreamDecoder()
+    private var received: [JSONDocument] = []
+    private var buffer = [UInt8](repeating: 0, count: 65536)
+    /// The first bytes the peer sent, to name a peer that is not QMP.
+    private var firstBytes: [UInt8] = []
+
+    /// Thrown when the stream ends (closed, or a read failed with an errno): what it means
+    /// depends on what the caller was waiting for.
+    enum EndOfStream: Error {
+        case closed
+        case failed(Int32)
+    }
+
+    init(fd: Int32) { self.fd = fd }
+
+    /// The next message; `timedOut` when none is complete by `deadline`, `EndOfStream.closed` at end of file.
+    mutating func next(until deadline: ContinuousClock.Instant, timedOut: QMPError) throws -> JSONDocument {
+        while received.isEmpty {
+            let left = ContinuousClock.now.duration(to: deadline)
+            guard left > .zero, Self.waitReadable(fd, left) else { throw timedOut }
+            let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR || errno == EAGAIN { continue }
+                throw EndOfStream.failed(errno)
+            }
+            guard count > 0 else { throw EndOfStream.closed }
+            if firstBytes.count < 512 { firstBytes += buffer[0..<min(count, 512 - firstBytes.count)] }
+            var decoded: [JSONDocument] = []
+            try buffer.withUnsafeBytes { raw in
+                try decoder.feed(UnsafeRawBufferPointer(rebasing: raw[0..<count])) { message, _ in decoded.append(message) }
+            }
+            received += decoded
+        }
+        return received.removeFirst()
+    }
+
+    func notQMP(path: String) -> QMPError {
+        .notQMP(path: path, received: String(decoding: firstBytes, as: UTF8.self))
     }
 
     /// poll(2) for input, at most `wait`; false on timeout.
