@@ -18,23 +18,15 @@ public struct VMEvent: Sendable, Equatable {
 
     /// Parses one recorded line; nil for lines that are not QMP events.
     public init?(line: String) {
-        guard let object = try? JSONValue.parse(line), case .string(let name)? = object["event"] else { return nil }
+        guard let object = try? JSONDocument(parsing: line), let name = object["event"]?.string else { return nil }
         self.name = name
         self.json = line
         let stamp = object["timestamp"]
-        let seconds = Self.number(stamp?["seconds"])
-        let micros = Self.number(stamp?["microseconds"])
+        let seconds = stamp?["seconds"]?.double ?? 0
+        let micros = stamp?["microseconds"]?.double ?? 0
         timestamp = Date(timeIntervalSince1970: seconds + micros / 1_000_000)
-        // Compact, with sorted keys, so the same event always reads the same.
-        data = object["data"].map { $0.serialized() }
-    }
-
-    private static func number(_ value: JSONValue?) -> Double {
-        switch value {
-        case .int(let number)?: Double(number)
-        case .double(let number)?: number
-        default: 0
-        }
+        // Compact, with sorted keys (JSONValue sorts them), so the same event always reads the same.
+        data = object["data"].map { $0.value.serialized() }
     }
 
     /// `2026-11-29T19:20:01.123Z SHUTDOWN {"guest":true,"reason":"guest-shutdown"}`
@@ -44,8 +36,8 @@ public struct VMEvent: Sendable, Equatable {
 
     /// The `reason` member of the event's data (SHUTDOWN, RESET), when present.
     public var reason: String? {
-        guard let data, case .string(let reason)? = (try? JSONValue.parse(data))?["reason"] else { return nil }
-        return reason
+        guard let data else { return nil }
+        return (try? JSONDocument(parsing: data))?["reason"]?.string
     }
 }
 

@@ -54,32 +54,31 @@ public struct RuntimeRecord: Codable, Sendable, Equatable {
     /// check that a record reads back equal, with and without an exit record.
     public static func load(_ path: String) -> RuntimeRecord? {
         guard let data = FileManager.default.contents(atPath: path),
-            let json = try? JSONValue.parse(String(decoding: data, as: UTF8.self))
+            let json = try? JSONDocument(parsing: String(decoding: data, as: UTF8.self))
         else { return nil }
         return RuntimeRecord(json: json)
     }
 
-    init?(json: JSONValue) {
-        guard case .string(let name)? = json["name"], case .array(let argvValues)? = json["argv"],
-            case .string(let qemuPath)? = json["qemuPath"], case .string(let qemuVersion)? = json["qemuVersion"],
-            case .string(let modeText)? = json["mode"], let mode = GuestMode(rawValue: modeText),
-            case .string(let accel)? = json["accel"], let startedAt = json["startedAt"]?.date
+    init?(json: JSONDocument) {
+        guard let name = json["name"]?.string, let argvValues = json["argv"]?.elements, let qemuPath = json["qemuPath"]?.string,
+            let qemuVersion = json["qemuVersion"]?.string, let mode = json["mode"]?.string.flatMap(GuestMode.init(rawValue:)),
+            let accel = json["accel"]?.string, let startedAt = json["startedAt"]?.string.flatMap(Timestamp.parse)
         else { return nil }
-        let argv = argvValues.compactMap(\.text)
+        let argv = argvValues.compactMap(\.string)
         guard argv.count == argvValues.count else { return nil }
         self.init(
-            name: name, argv: argv, qemuPath: qemuPath, qemuVersion: qemuVersion, firmwarePath: json["firmwarePath"]?.text, mode: mode,
+            name: name, argv: argv, qemuPath: qemuPath, qemuVersion: qemuVersion, firmwarePath: json["firmwarePath"]?.string, mode: mode,
             accel: accel, startedAt: startedAt, warnings: [])
-        if case .int(let version)? = json["schemaVersion"] { schemaVersion = Int(version) }
-        pid = json["pid"]?.int32
-        recorderPid = json["recorderPid"]?.int32
-        expectedDigest = json["expectedDigest"]?.text
-        expectedDigestNote = json["expectedDigestNote"]?.text
-        launchMeasurement = json["launchMeasurement"]?.text
-        if case .array(let items)? = json["warnings"] { warnings = items.compactMap(\.text) }
-        if let exitJSON = json["exit"], exitJSON != .null {
-            guard case .string(let kindText)? = exitJSON["kind"], let kind = ExitRecord.Kind(rawValue: kindText),
-                case .string(let reason)? = exitJSON["reason"], let at = exitJSON["at"]?.date
+        if let version = json["schemaVersion"]?.int { schemaVersion = Int(version) }
+        pid = json["pid"]?.int.flatMap { Int32(exactly: $0) }
+        recorderPid = json["recorderPid"]?.int.flatMap { Int32(exactly: $0) }
+        expectedDigest = json["expectedDigest"]?.string
+        expectedDigestNote = json["expectedDigestNote"]?.string
+        launchMeasurement = json["launchMeasurement"]?.string
+        if let items = json["warnings"]?.elements { warnings = items.compactMap(\.string) }
+        if let exitJSON = json["exit"], !exitJSON.isNull {
+            guard let kind = exitJSON["kind"]?.string.flatMap(ExitRecord.Kind.init(rawValue:)), let reason = exitJSON["reason"]?.string,
+                let at = exitJSON["at"]?.string.flatMap(Timestamp.parse)
             else { return nil }
             exit = ExitRecord(kind: kind, reason: reason, at: at)
         }
@@ -110,21 +109,4 @@ public struct ExitRecord: Codable, Sendable, Equatable {
     public var kind: Kind
     public var reason: String
     public var at: Date
-}
-
-extension JSONValue {
-    /// The string, when this is one.
-    fileprivate var text: String? {
-        if case .string(let value) = self { return value }
-        return nil
-    }
-
-    /// A process ID, when this is an integer in range.
-    fileprivate var int32: Int32? {
-        if case .int(let value) = self { return Int32(exactly: value) }
-        return nil
-    }
-
-    /// A date written by Timestamp (ISO 8601, UTC).
-    fileprivate var date: Date? { text.flatMap(Timestamp.parse) }
 }
