@@ -1,5 +1,6 @@
 // ImageBytes: a firmware (or kernel, initrd) image's bytes, mapped read-only from its file, or held in memory.
 import FoundationEssentials
+import Support
 
 #if canImport(Glibc)
     import Glibc
@@ -62,16 +63,9 @@ public struct ImageBytes: ZeroBasedBytes, Sendable {
     /// Reads a descriptor to its end (pipes, devices, empty files).
     private static func readAll(_ fd: Int32, path: String) throws -> [UInt8] {
         var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw FirmwareError.unreadable(path: path, errno: errno)
-            }
-            if count == 0 { return bytes }
-            bytes += chunk[0..<count]
-        }
+        let failure = DescriptorIO.readToEnd(fd) { bytes += $0 }
+        guard failure == 0 else { throw FirmwareError.unreadable(path: path, errno: failure) }
+        return bytes
     }
 
     public var startIndex: Int { 0 }

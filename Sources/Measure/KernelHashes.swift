@@ -2,6 +2,7 @@
 import Crypto
 import Firmware
 import FoundationEssentials
+import Support
 
 #if canImport(Glibc)
     import Glibc
@@ -57,16 +58,9 @@ public struct KernelHashes: Sendable, Equatable {
         guard fd >= 0 else { throw MeasureError.unreadable(path: path, errno: errno) }
         defer { close(fd) }
         var hasher = SHA256()
-        var buffer = [UInt8](repeating: 0, count: 1 << 18)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw MeasureError.unreadable(path: path, errno: errno)
-            }
-            if count == 0 { return Array(hasher.finalize()) }
-            buffer.withUnsafeBytes { hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
-        }
+        let failure = DescriptorIO.readToEnd(fd, chunkSize: 1 << 18) { hasher.update(bufferPointer: $0) }
+        guard failure == 0 else { throw MeasureError.unreadable(path: path, errno: failure) }
+        return Array(hasher.finalize())
     }
 }
 

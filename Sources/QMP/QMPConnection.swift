@@ -190,19 +190,12 @@ final class QMPConnection: @unchecked Sendable {
     private func write(_ bytes: UnsafeRawPointer, _ count: Int) -> QMPError? {
         writer.withLock { writer -> QMPError? in
             if writer.closed { return .disconnected(reason: "the connection is closed") }
-            var offset = 0
-            while offset < count {
-                let written = Glibc.send(fd, bytes + offset, count - offset, Int32(MSG_NOSIGNAL))
-                if written < 0 {
-                    let code = errno
-                    if code == EINTR { continue }
-                    if code == EPIPE || code == ECONNRESET { return .disconnected(reason: "QEMU closed the connection") }
-                    if code == EAGAIN { return .disconnected(reason: "QEMU stopped reading commands (send timed out)") }
-                    return .io(operation: "send to \(path)", errno: code)
-                }
-                offset += written
+            switch DescriptorIO.writeAll(UnsafeRawBufferPointer(start: bytes, count: count), to: fd) {
+            case 0: return nil
+            case EPIPE, ECONNRESET: return .disconnected(reason: "QEMU closed the connection")
+            case EAGAIN: return .disconnected(reason: "QEMU stopped reading commands (send timed out)")
+            case let code: return .io(operation: "send to \(path)", errno: code)
             }
-            return nil
         }
     }
 

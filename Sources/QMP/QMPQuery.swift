@@ -1,5 +1,6 @@
 // QMPQuery: a short QMP conversation on the calling thread, for one-shot commands such as `sevvm status`.
 import FoundationEssentials
+import Support
 
 #if canImport(Glibc)
     import Glibc
@@ -70,16 +71,8 @@ public final class QMPQuery {
     private func send(_ command: String, arguments: JSONValue?) throws {
         let failure = JSONC.withRequest(command, arguments: arguments, id: nil) { text -> QMPError? in
             guard let text, let base = text.baseAddress else { return .protocolViolation("json-c could not serialize '\(command)'") }
-            var offset = 0
-            while offset < text.count {
-                let n = Glibc.send(reader.fd, base + offset, text.count - offset, Int32(MSG_NOSIGNAL))
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    return .disconnected(reason: "sending '\(command)': \(String(cString: strerror(errno)))")
-                }
-                offset += n
-            }
-            return nil
+            let failure = DescriptorIO.writeAll(UnsafeRawBufferPointer(start: base, count: text.count), to: reader.fd)
+            return failure == 0 ? nil : .disconnected(reason: "sending '\(command)': \(String(cString: strerror(failure)))")
         }
         if let failure { throw failure }
     }

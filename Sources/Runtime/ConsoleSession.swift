@@ -1,6 +1,7 @@
 // The interactive serial console over the VM's console socket (QEMU keeps writing console.log meanwhile), and log following.
 import CShims
 import FoundationEssentials
+import Support
 
 #if canImport(Glibc)
     import Glibc
@@ -78,22 +79,9 @@ public enum ConsoleSession {
         writeAll(fd, ArraySlice(Array(text.utf8)))
     }
 
+    /// A terminal or socket that stopped taking bytes ends the write; the session notices on its next read.
     private static func writeAll(_ fd: Int32, _ bytes: ArraySlice<UInt8>) {
-        var offset = bytes.startIndex
-        while offset < bytes.endIndex {
-            let n = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if n < 0, errno == ENOTSOCK {
-                let m = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-                if m <= 0 { return }
-                offset += m
-                continue
-            }
-            if n < 0 {
-                if errno == EINTR { continue }
-                return
-            }
-            offset += n
-        }
+        _ = bytes.withUnsafeBytes { DescriptorIO.writeAll($0, to: fd) }
     }
 }
 

@@ -55,15 +55,8 @@ public enum EventLog {
         guard fd >= 0 else { return ([], offset) }
         defer { close(fd) }
         var data: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        var position = off_t(offset)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, position) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { break }
-            data.append(contentsOf: chunk[0..<n])
-            position += off_t(n)
-        }
+        // A read error keeps what was read: only complete lines count below.
+        _ = DescriptorIO.readToEnd(fd, from: offset) { data += $0 }
         guard let lastNewline = data.lastIndex(of: 0x0A) else { return ([], offset) }
         let complete = data[...lastNewline]
         let lines = String(decoding: complete, as: UTF8.self).split(separator: "\n").map(String.init)

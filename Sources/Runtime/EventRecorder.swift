@@ -114,15 +114,8 @@ public enum EventRecorder {
     }
 
     static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws {
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress.map { $0 + offset }, bytes.count - offset, Int32(MSG_NOSIGNAL)) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw RuntimeError.io(path: path, operation: "write to", errno: errno)
-            }
-            offset += n
-        }
+        let failure = bytes.withUnsafeBytes { DescriptorIO.writeAll($0, to: fd) }
+        if failure != 0 { throw RuntimeError.io(path: path, operation: "write to", errno: failure) }
     }
 }
 

@@ -25,7 +25,7 @@ public enum AtomicFile {
         }
         do {
             defer { close(fd) }
-            let failure = data.withUnsafeBytes { StandardStream.writeAll($0, to: fd) }
+            let failure = data.withUnsafeBytes { DescriptorIO.writeAll($0, to: fd) }
             guard failure == 0 else { throw SupportError.io(path: path, operation: "write", errno: failure) }
             guard fchmod(fd, permissions) == 0 else { throw SupportError.io(path: path, operation: "chmod", errno: errno) }
             if durable {

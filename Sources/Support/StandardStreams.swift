@@ -1,5 +1,3 @@
-import FoundationEssentials
-
 // Writing to standard output and error with write(2): FileHandle would need all of Foundation.
 #if canImport(Glibc)
     import Glibc
@@ -9,22 +7,7 @@ public enum StandardStream {
     /// Writes all of `bytes` to `fd`, retrying short writes and EINTR. A closed pipe (EPIPE) ends
     /// the write quietly: `sevvm list | head` is not an error.
     public static func write(_ bytes: some Sequence<UInt8>, to fd: Int32 = STDOUT_FILENO) {
-        _ = Array(bytes).withUnsafeBytes { writeAll($0, to: fd) }
-    }
-
-    /// Writes all of `raw` to `fd`, retrying short writes and EINTR: 0, or the errno that stopped it.
-    public static func writeAll(_ raw: UnsafeRawBufferPointer, to fd: Int32) -> Int32 {
-        guard let base = raw.baseAddress else { return 0 }
-        var offset = 0
-        while offset < raw.count {
-            let n = Glibc.write(fd, base + offset, raw.count - offset)
-            if n < 0 {
-                if errno == EINTR { continue }
-                return errno
-            }
-            offset += n
-        }
-        return 0
+        _ = Array(bytes).withUnsafeBytes { DescriptorIO.writeAll($0, to: fd) }
     }
 
     /// Writes `text` to standard output as UTF-8 (no newline added).

@@ -132,3 +132,44 @@ private func temporaryDirectory() throws -> String {
         #expect(Workspace(root: "/a").definitionPath(for: "vm1") == "/a/vms/vm1.json")
     }
 }
+
+@Suite struct DescriptorIOTests {
+    @Test func writesWholeBuffersToFilesAndSockets() throws {
+        let path = NSTemporaryDirectory() + "/sevvm-dio-\(UUID().uuidString)"
+        defer { unlink(path) }
+        let file = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        try #require(file >= 0)
+        let bytes = (0..<300_000).map { UInt8(truncatingIfNeeded: $0) }
+        #expect(bytes.withUnsafeBytes { DescriptorIO.writeAll($0, to: file) } == 0)
+        close(file)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == Data(bytes))
+
+        // A socket whose peer is gone: EPIPE comes back as a value, not as a SIGPIPE.
+        var pair: [Int32] = [-1, -1]
+        try #require(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &pair) == 0)
+        close(pair[1])
+        #expect(bytes.withUnsafeBytes { DescriptorIO.writeAll($0, to: pair[0]) } == EPIPE)
+        close(pair[0])
+        #expect(bytes.withUnsafeBytes { DescriptorIO.writeAll($0, to: -1) } == EBADF)
+    }
+
+    @Test(arguments: [nil, 0, 5, 70_000, 300_000] as [UInt64?])
+    func readsToTheEndInPieces(from offset: UInt64?) throws {
+        let path = NSTemporaryDirectory() + "/sevvm-dio-\(UUID().uuidString)"
+        defer { unlink(path) }
+        let bytes = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let fd = open(path, O_RDONLY)
+        try #require(fd >= 0)
+        defer { close(fd) }
+        var read: [UInt8] = []
+        var pieces = 0
+        #expect(
+            DescriptorIO.readToEnd(fd, from: offset, chunkSize: 65_536) {
+                read += $0; pieces += 1
+            } == 0)
+        #expect(read == Array(bytes[Int(offset ?? 0)...]))
+        #expect(pieces == (read.count + 65_535) / 65_536)
+        #expect(DescriptorIO.readToEnd(-1) { _ in } == EBADF)
+    }
+}
