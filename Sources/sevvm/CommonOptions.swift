@@ -19,6 +19,14 @@ struct OutputOptions: ParsableArguments {
     var json = false
 }
 
+/// What `--json` prints: indented, keys sorted, slashes unescaped, dates as ISO 8601 text.
+func jsonText<T: Encodable>(_ value: T) throws -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    encoder.dateEncodingStrategy = Timestamp.encodingStrategy
+    return String(decoding: try encoder.encode(value), as: UTF8.self)
+}
+
 /// Exit codes scripts can rely on (documented in `sevvm --help`).
 enum ExitCodes {
     static let failure: Int32 = 1

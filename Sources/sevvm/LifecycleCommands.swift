@@ -44,13 +44,6 @@ private func writeLine(_ text: String) {
     StandardStream.write(Data((text + "\n").utf8))
 }
 
-private func jsonText<T: Encodable>(_ value: T) throws -> String {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-    encoder.dateEncodingStrategy = Timestamp.encodingStrategy
-    return String(decoding: try encoder.encode(value), as: UTF8.self)
-}
-
 struct StartCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "start",

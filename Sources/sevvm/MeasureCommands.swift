@@ -143,12 +143,12 @@ struct MeasureRequest: Equatable {
             if mode == "snp:ovmf-hash" {
                 guard let ovmf else { throw ValidationError("--mode snp:ovmf-hash needs --ovmf PATH") }
                 let digest = try LaunchDigest.snpOVMFHash(try OVMFImage(path: ovmf))
-                print(render(digest, mode: .snp, format: format, input: nil))
+                print(try render(digest, mode: .snp, format: format, input: nil))
                 return
             }
             let input = try measurementInput()
             let digest = try LaunchDigest.compute(input)
-            print(render(digest, mode: input.mode, format: format, input: input))
+            print(try render(digest, mode: input.mode, format: format, input: input))
         }
     }
 
@@ -202,7 +202,7 @@ struct MeasureRequest: Equatable {
         }
     }
 
-    func render(_ digest: [UInt8], mode: GuestMode, format: String, input: MeasurementInput?) -> String {
+    func render(_ digest: [UInt8], mode: GuestMode, format: String, input: MeasurementInput?) throws -> String {
         let hex = hexString(digest)
         let base64 = Data(digest).base64EncodedString()
         switch format {
@@ -218,7 +218,7 @@ struct MeasureRequest: Equatable {
                 if let initrd = input.initrd { object["initrd"] = .string(initrd) }
                 if let append = input.append { object["append"] = .string(append) }
             }
-            return prettyJSON(.object(object))
+            return try jsonText(JSONValue.object(object))
         default:
             let value = format == "base64" ? base64 : hex
             guard verbose else { return value }
@@ -318,7 +318,7 @@ struct ReportCommand: AsyncParsableCommand {
             }
             print(
                 output.json
-                    ? json(report, checks: checks, signature: signature, name: name)
+                    ? try json(report, checks: checks, signature: signature, name: name)
                     : text(report, checks: checks, signature: signature, name: name))
             if checks.contains(where: { !$0.matches }) || signature?.valid == false { throw ExitCode(ExitCodes.failure) }
         }
@@ -351,7 +351,7 @@ struct ReportCommand: AsyncParsableCommand {
     }
 
     func json(_ report: SNPAttestationReport, checks: [ReportComparison], signature: (valid: Bool, message: String)?, name: String?)
-        -> String
+        throws -> String
     {
         var fields: [String: JSONValue] = [:]
         for (field, value) in report.fields { fields[field] = .string(value) }
@@ -367,13 +367,6 @@ struct ReportCommand: AsyncParsableCommand {
                 })
         }
         if let signature { object["signature"] = ["valid": .bool(signature.valid), "message": .string(signature.message)] }
-        return prettyJSON(.object(object))
+        return try jsonText(JSONValue.object(object))
     }
-}
-
-/// Indented JSON with sorted keys and unescaped slashes, as every `--json` of sevvm prints.
-private func prettyJSON(_ value: JSONValue) -> String {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-    return (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? value.serialized(pretty: true)
 }
