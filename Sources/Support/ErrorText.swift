@@ -23,22 +23,3 @@ public func errnoCode(of error: any Error) -> Int32? {
     if let cocoa = error as? CocoaError, let posix = cocoa.underlying as? POSIXError { return posix.code.rawValue }
     return nil
 }
-
-/// One variable of sevvm's environment. Why not ProcessInfo's `environment`: it copies the whole
-/// environment into a new dictionary on every call, and hot commands ask for single variables.
-public func environmentValue(_ name: String) -> String? {
-    getenv(name).map { String(cString: $0) }
-}
-
-/// Where temporary files go: $TMPDIR when set, else /tmp (NSTemporaryDirectory's rule).
-public var temporaryDirectoryPath: String {
-    let value = environmentValue("TMPDIR") ?? ""
-    return value.isEmpty ? "/tmp" : String(value.hasSuffix("/") && value.count > 1 ? value.dropLast() : Substring(value))
-}
-
-extension StringProtocol {
-    /// The text padded with spaces on the right to `width` characters (never cut).
-    public func padded(to width: Int) -> String {
-        String(self) + String(repeating: " ", count: Swift.max(0, width - count))
-    }
-}

@@ -54,3 +54,10 @@ public func zeroPadded(_ value: Int, _ width: Int) -> String {
     let text = String(abs(value))
     return (value < 0 ? "-" : "") + String(repeating: "0", count: max(0, width - text.count)) + text
 }
+
+extension StringProtocol {
+    /// The text padded with spaces on the right to `width` characters (never cut).
+    public func padded(to width: Int) -> String {
+        String(self) + String(repeating: " ", count: Swift.max(0, width - count))
+    }
+}
